@@ -1,0 +1,266 @@
+"""Featurization: raw behavior events -> the integer tensors the network reads.
+
+This module is the one place where events become model inputs. The trainer calls it on
+whole logs (vectorized, through `featurize_indexed`); the service calls it on the windows
+it reads from Redis (through `featurize_windows`). Both end in the same `_pack`, so what the
+network saw in training is what it sees in production. NumPy only: the service imports this
+without PyTorch.
+
+Index layout of every id vocabulary (items, categories):
+    0                      padding
+    1                      missing id (an event without a category)
+    2 .. 1+K               the K ids known at training time
+    2+K .. 1+K+n_oov       hashed out-of-vocabulary buckets: crc32(utf-8 id) % n_oov
+Behaviors: 0 padding, 1 + Behavior code. Gap buckets: 0 padding, 1 "first event of the
+window", 2.. bucket of the gap in seconds to the previous event. Hour: 0 padding, 1..24.
+Weekday: 0 padding, 1..7 (Monday = 1).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import NamedTuple
+
+import numpy as np
+
+PAD = 0
+MISSING = 1
+FIRST_KNOWN = 2
+FIRST_EVENT_GAP = 1
+
+INPUT_NAMES = ("item", "category", "behavior", "gap", "hour", "weekday")
+
+
+class Behavior(IntEnum):
+    """The four behavior types, in funnel order. Codes are what logs are converted to."""
+
+    VIEW = 0
+    FAV = 1
+    CART = 2
+    BUY = 3
+
+    @classmethod
+    def parse(cls, name: str) -> Behavior:
+        try:
+            return cls[name.upper()]
+        except KeyError:
+            allowed = ", ".join(b.name.lower() for b in cls)
+            raise ValueError(f"unknown behavior {name!r}; allowed: {allowed}") from None
+
+
+BEHAVIOR_NAMES = tuple(b.name.lower() for b in Behavior)
+
+# Log-spaced gap boundaries in seconds: same second, seconds, minutes, a session break
+# (30 min), hours, a day, several days.
+DEFAULT_GAP_EDGES = (
+    1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400,
+    2 * 86400, 7 * 86400,
+)
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """Featurization parameters. Saved in the manifest; the service rebuilds it from there."""
+
+    window_len: int = 50
+    gap_edges_seconds: tuple[int, ...] = DEFAULT_GAP_EDGES
+    tz_offset_seconds: int = 0
+    n_oov_items: int = 1024
+    n_oov_categories: int = 64
+
+    @property
+    def n_gap_buckets(self) -> int:
+        """Embedding rows for the gap: padding, first-event, and len(edges) + 1 buckets."""
+        return 2 + len(self.gap_edges_seconds) + 1
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "window_len": self.window_len,
+            "gap_edges_seconds": list(self.gap_edges_seconds),
+            "tz_offset_seconds": self.tz_offset_seconds,
+            "n_oov_items": self.n_oov_items,
+            "n_oov_categories": self.n_oov_categories,
+            "hash": "crc32",
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, object]) -> FeatureSpec:
+        if d.get("hash", "crc32") != "crc32":
+            raise ValueError(f"unsupported id hash {d['hash']!r}; this build knows crc32")
+        edges = d["gap_edges_seconds"]
+        assert isinstance(edges, list)
+        return cls(
+            window_len=int(d["window_len"]),  # type: ignore[call-overload]
+            gap_edges_seconds=tuple(int(e) for e in edges),
+            tz_offset_seconds=int(d["tz_offset_seconds"]),  # type: ignore[call-overload]
+            n_oov_items=int(d["n_oov_items"]),  # type: ignore[call-overload]
+            n_oov_categories=int(d["n_oov_categories"]),  # type: ignore[call-overload]
+        )
+
+
+@dataclass
+class Vocab:
+    """Raw id (string) -> embedding index, with hashed buckets for ids never seen in training."""
+
+    ids: list[str]
+    n_oov: int
+    _index: dict[str, int] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._index = {raw: FIRST_KNOWN + i for i, raw in enumerate(self.ids)}
+        if len(self._index) != len(self.ids):
+            raise ValueError("vocabulary ids must be unique")
+
+    @property
+    def n_known(self) -> int:
+        return len(self.ids)
+
+    @property
+    def size(self) -> int:
+        """Rows of the embedding table (and width of the output layer)."""
+        return FIRST_KNOWN + len(self.ids) + self.n_oov
+
+    def is_known(self, index: np.ndarray) -> np.ndarray:
+        return (index >= FIRST_KNOWN) & (index < FIRST_KNOWN + len(self.ids))
+
+    def id_of(self, index: int) -> str:
+        return self.ids[index - FIRST_KNOWN]
+
+    def index_of(self, raw: str | None) -> int:
+        if raw is None or raw == "":
+            return MISSING
+        known = self._index.get(raw)
+        if known is not None:
+            return known
+        return FIRST_KNOWN + len(self.ids) + zlib.crc32(raw.encode()) % self.n_oov
+
+    def lookup(self, raws: Iterable[str | None]) -> np.ndarray:
+        return np.fromiter((self.index_of(r) for r in raws), dtype=np.int64)
+
+
+class Event(NamedTuple):
+    """One behavior event as the service stores it and the featurizer reads it."""
+
+    item_id: str
+    category_id: str | None
+    behavior: int
+    ts: float
+
+
+Features = dict[str, np.ndarray]
+
+
+def gap_bucket(gaps: np.ndarray, edges: Sequence[int]) -> np.ndarray:
+    """Bucket of each gap in seconds (2 for the smallest); negative gaps count as zero."""
+    return FIRST_EVENT_GAP + 1 + np.searchsorted(np.asarray(edges), np.maximum(gaps, 0), "right")
+
+
+def _pack(
+    item: np.ndarray,
+    category: np.ndarray,
+    behavior: np.ndarray,
+    ts: np.ndarray,
+    starts: np.ndarray,
+    lengths: np.ndarray,
+    spec: FeatureSpec,
+    width: int,
+) -> Features:
+    """Left-pad each window events[start:start+length] into a (B, width) row.
+
+    Windows are left-padded so that the most recent event is always the last column: the
+    prediction heads read position -1 whatever the window length.
+    """
+    n = len(starts)
+    out = {name: np.zeros((n, width), dtype=np.int64) for name in INPUT_NAMES}
+    if n == 0 or width == 0:
+        return out
+    col = np.arange(width)
+    offset = col[None, :] - (width - lengths[:, None])  # (B, W) position inside the window
+    valid = offset >= 0
+    src = np.where(valid, starts[:, None] + offset, 0)  # (B, W) index into the flat arrays
+    first = valid & (offset == 0)
+
+    local = ts + spec.tz_offset_seconds
+    hour = (local // 3600) % 24 + 1
+    weekday = (local // 86400 + 3) % 7 + 1  # 1970-01-01 was a Thursday
+    gaps = np.diff(ts, prepend=ts[:1])
+    gap = gap_bucket(gaps, spec.gap_edges_seconds)
+
+    out["item"][valid] = item[src[valid]]
+    out["category"][valid] = category[src[valid]]
+    out["behavior"][valid] = behavior[src[valid]] + 1
+    out["gap"][valid] = gap[src[valid]]
+    out["gap"][first] = FIRST_EVENT_GAP
+    out["hour"][valid] = hour[src[valid]]
+    out["weekday"][valid] = weekday[src[valid]]
+    return out
+
+
+def featurize_indexed(
+    item: np.ndarray,
+    category: np.ndarray,
+    behavior: np.ndarray,
+    ts: np.ndarray,
+    starts: np.ndarray,
+    lengths: np.ndarray,
+    spec: FeatureSpec,
+    width: int | None = None,
+) -> Features:
+    """Vectorized path for the trainer: flat arrays of already-indexed events plus windows.
+
+    item/category are vocabulary indices, behavior Behavior codes, ts unix seconds; window b
+    is events[starts[b] : starts[b] + lengths[b]] and must lie inside one user's events,
+    in time order. width defaults to the longest window.
+    """
+    starts = np.asarray(starts, dtype=np.int64)
+    lengths = np.asarray(lengths, dtype=np.int64)
+    if width is None:
+        width = int(lengths.max(initial=0))
+    return _pack(
+        np.asarray(item, dtype=np.int64),
+        np.asarray(category, dtype=np.int64),
+        np.asarray(behavior, dtype=np.int64),
+        np.asarray(ts, dtype=np.int64),
+        starts,
+        lengths,
+        spec,
+        width,
+    )
+
+
+def featurize_windows(
+    windows: Sequence[Sequence[Event]],
+    spec: FeatureSpec,
+    items: Vocab,
+    categories: Vocab,
+) -> Features:
+    """Service path: windows of raw events (time order, oldest first) -> model inputs.
+
+    Each window keeps its last spec.window_len events; the batch is padded to the longest.
+    """
+    kept = [w[-spec.window_len :] for w in windows]
+    lengths = np.fromiter((len(w) for w in kept), dtype=np.int64, count=len(kept))
+    starts = np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64)
+    flat = [e for w in kept for e in w]
+    return _pack(
+        items.lookup(e.item_id for e in flat),
+        categories.lookup(e.category_id for e in flat),
+        np.fromiter((e.behavior for e in flat), dtype=np.int64, count=len(flat)),
+        np.fromiter((int(e.ts) for e in flat), dtype=np.int64, count=len(flat)),
+        starts,
+        lengths,
+        spec,
+        int(lengths.max(initial=0)),
+    )
+
+
+def occlusions(window: Sequence[Event]) -> list[list[Event]]:
+    """The window with each event left out in turn: attribution by occlusion.
+
+    Scoring these next to the full window tells how much each past event moved a prediction
+    (prediction(full) - prediction(without event i)).
+    """
+    return [list(window[:i]) + list(window[i + 1 :]) for i in range(len(window))]

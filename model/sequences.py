@@ -1,0 +1,231 @@
+"""Event logs as per-user sequences: the time split, the labels, and the test points.
+
+Everything that decides *what is predicted from what* lives here, so the Transformer, the
+baselines and the external benchmarks are scored on exactly the same points.
+
+A prediction point is "just after event j of a user": the window is the user's events up
+to and including j (the last window_len of them). Its targets:
+    next behavior / item / category   event j+1 of the same user
+    purchase                          a later buy in [ts_j, ts_j + horizon]
+    return                            an event in [ts_j + return_gap, ts_j + horizon]
+A binary label whose horizon runs past the end of what is known (the log's end, or the
+training cutoff) and has not fired yet is censored (-1) and left out of loss and metrics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from model.features import Behavior
+
+CENSORED = -1
+
+
+@dataclass(frozen=True)
+class EventLog:
+    """Events of many users, grouped by user and in time order within a user.
+
+    user/item/category are int64 codes into user_ids/item_ids/category_ids (raw ids as str);
+    behavior is the Behavior code (int8); ts unix seconds (int64).
+    """
+
+    user: np.ndarray
+    item: np.ndarray
+    category: np.ndarray
+    behavior: np.ndarray
+    ts: np.ndarray
+    user_ids: np.ndarray
+    item_ids: np.ndarray
+    category_ids: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    @classmethod
+    def from_codes(
+        cls,
+        user: np.ndarray,
+        item: np.ndarray,
+        category: np.ndarray,
+        behavior: np.ndarray,
+        ts: np.ndarray,
+        user_ids: np.ndarray,
+        item_ids: np.ndarray,
+        category_ids: np.ndarray,
+    ) -> EventLog:
+        """Build a log from unordered rows: sorts by (user, ts), keeping row order on ties."""
+        order = np.lexsort((np.arange(len(ts)), ts, user))
+        return cls(
+            user=np.asarray(user, dtype=np.int64)[order],
+            item=np.asarray(item, dtype=np.int64)[order],
+            category=np.asarray(category, dtype=np.int64)[order],
+            behavior=np.asarray(behavior, dtype=np.int8)[order],
+            ts=np.asarray(ts, dtype=np.int64)[order],
+            user_ids=np.asarray(user_ids, dtype=object),
+            item_ids=np.asarray(item_ids, dtype=object),
+            category_ids=np.asarray(category_ids, dtype=object),
+        )
+
+    def take(self, mask: np.ndarray) -> EventLog:
+        """The events where mask is true (order kept, id tables shared)."""
+        return replace(
+            self,
+            user=self.user[mask],
+            item=self.item[mask],
+            category=self.category[mask],
+            behavior=self.behavior[mask],
+            ts=self.ts[mask],
+        )
+
+    def user_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """(starts, ends): events of the k-th user present are [starts[k], ends[k])."""
+        if len(self) == 0:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty
+        change = np.flatnonzero(np.diff(self.user)) + 1
+        starts = np.concatenate(([0], change)).astype(np.int64)
+        ends = np.concatenate((change, [len(self)])).astype(np.int64)
+        return starts, ends
+
+    def position_in_user(self) -> np.ndarray:
+        """For each event, how many earlier events its user has."""
+        starts, ends = self.user_bounds()
+        return np.arange(len(self)) - np.repeat(starts, ends - starts)
+
+
+@dataclass(frozen=True)
+class TimeSplit:
+    """Global time cutoffs: train < val_cutoff <= validation < test_cutoff <= test."""
+
+    val_cutoff: int
+    test_cutoff: int
+    end: int
+
+    @classmethod
+    def by_fraction(cls, log: EventLog, test_fraction: float, val_fraction: float) -> TimeSplit:
+        """Cutoffs at fractions of the log's time span (test last, validation before it)."""
+        start, end = int(log.ts.min()), int(log.ts.max())
+        span = end - start
+        test_cutoff = end - int(span * test_fraction)
+        val_cutoff = test_cutoff - int(span * val_fraction)
+        return cls(val_cutoff=val_cutoff, test_cutoff=test_cutoff, end=end)
+
+
+def _next_time_where(log: EventLog, event_mask: np.ndarray, not_before: np.ndarray) -> np.ndarray:
+    """For each event j: the ts of the first masked event k > j of the same user with
+    ts_k >= not_before[j]; int64 max where there is none."""
+    out = np.full(len(log), np.iinfo(np.int64).max, dtype=np.int64)
+    idx = np.flatnonzero(event_mask)
+    if len(idx) == 0:
+        return out
+    # The log is sorted by (user, ts), so masked events are sorted both by index and by this
+    # key; the answer is the first masked event that is past j in both orders.
+    t0 = int(log.ts.min())
+    key = log.user[idx] * (1 << 34) + (log.ts[idx] - t0)
+    wanted = log.user * (1 << 34) + (not_before - t0)
+    pos = np.maximum(
+        np.searchsorted(idx, np.arange(len(log)), side="right"),
+        np.searchsorted(key, wanted, side="left"),
+    )
+    cand = idx[np.minimum(pos, len(idx) - 1)]
+    hit = (pos < len(idx)) & (log.user[cand] == log.user)
+    out[hit] = log.ts[cand[hit]]
+    return out
+
+
+def purchase_labels(log: EventLog, horizon: int, known_until: int) -> np.ndarray:
+    """1 if the user buys within [ts_j, ts_j + horizon] (after event j), else 0 / CENSORED."""
+    next_buy = _next_time_where(log, log.behavior == Behavior.BUY, log.ts)
+    return _binary(next_buy, log.ts, horizon, known_until)
+
+
+def return_labels(log: EventLog, horizon: int, return_gap: int, known_until: int) -> np.ndarray:
+    """1 if the user has an event in [ts_j + return_gap, ts_j + horizon], else 0 / CENSORED."""
+    nxt = _next_time_where(log, np.ones(len(log), dtype=bool), log.ts + return_gap)
+    return _binary(nxt, log.ts, horizon, known_until)
+
+
+def _binary(next_ts: np.ndarray, ts: np.ndarray, horizon: int, known_until: int) -> np.ndarray:
+    fired = next_ts <= ts + horizon
+    labels = fired.astype(np.int8)
+    labels[~fired & (ts + horizon > known_until)] = CENSORED
+    return labels
+
+
+@dataclass(frozen=True)
+class Points:
+    """Prediction points: the window of point k is events[start[k] : last[k] + 1]; its
+    target event is last[k] + 1. Labels are per point."""
+
+    start: np.ndarray
+    last: np.ndarray
+    purchase: np.ndarray
+    returns: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.last)
+
+    @property
+    def target(self) -> np.ndarray:
+        return self.last + 1
+
+    @property
+    def length(self) -> np.ndarray:
+        return self.last - self.start + 1
+
+
+def prediction_points(
+    log: EventLog,
+    window_len: int,
+    horizon: int,
+    return_gap: int,
+    *,
+    target_from: int,
+    target_until: int,
+    known_until: int,
+) -> Points:
+    """Every event with target_from <= ts < target_until that has an earlier event of its
+    user becomes a point, predicted from the (up to) window_len events before it."""
+    pos = log.position_in_user()
+    is_target = (pos > 0) & (log.ts >= target_from) & (log.ts < target_until)
+    target = np.flatnonzero(is_target)
+    last = target - 1
+    start = last - np.minimum(pos[last], window_len - 1)
+    purchase = purchase_labels(log, horizon, known_until)[last]
+    returns = return_labels(log, horizon, return_gap, known_until)[last]
+    return Points(start=start, last=last, purchase=purchase, returns=returns)
+
+
+def test_points(log: EventLog, split: TimeSplit, window_len: int, horizon: int, return_gap: int) -> Points:
+    """The evaluation points: every event from the test cutoff on, predicted from all that
+    came before it (the training period included), labels known up to the log's end."""
+    return prediction_points(
+        log,
+        window_len,
+        horizon,
+        return_gap,
+        target_from=split.test_cutoff,
+        target_until=split.end + 1,
+        known_until=split.end,
+    )
+
+
+def validation_points(
+    log: EventLog, split: TimeSplit, window_len: int, horizon: int, return_gap: int
+) -> tuple[EventLog, Points]:
+    """Early-stopping and calibration points: targets in [val_cutoff, test_cutoff), with
+    labels censored at the test cutoff so nothing from the test period leaks in. The points
+    index into the returned log (the events before the test cutoff)."""
+    before_test = log.take(log.ts < split.test_cutoff)
+    points = prediction_points(
+        before_test,
+        window_len,
+        horizon,
+        return_gap,
+        target_from=split.val_cutoff,
+        target_until=split.test_cutoff,
+        known_until=split.test_cutoff - 1,
+    )
+    return before_test, points
