@@ -198,7 +198,9 @@ def prediction_points(
     return Points(start=start, last=last, purchase=purchase, returns=returns)
 
 
-def test_points(log: EventLog, split: TimeSplit, window_len: int, horizon: int, return_gap: int) -> Points:
+def test_points(
+    log: EventLog, split: TimeSplit, window_len: int, horizon: int, return_gap: int
+) -> Points:
     """The evaluation points: every event from the test cutoff on, predicted from all that
     came before it (the training period included), labels known up to the log's end."""
     return prediction_points(

@@ -13,8 +13,10 @@ from model.sequences import (
     TimeSplit,
     purchase_labels,
     return_labels,
-    test_points as evaluation_points,
     validation_points,
+)
+from model.sequences import (
+    test_points as evaluation_points,
 )
 
 rows = st.lists(
