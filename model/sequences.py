@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from model.features import Behavior
+from model.features import Behavior, Event
 
 CENSORED = -1
 
@@ -88,6 +88,18 @@ class EventLog:
         starts = np.concatenate(([0], change)).astype(np.int64)
         ends = np.concatenate((change, [len(self)])).astype(np.int64)
         return starts, ends
+
+    def events(self, start: int, stop: int) -> list[Event]:
+        """Events [start, stop) as the service stores them (raw ids, unix seconds)."""
+        return [
+            Event(
+                str(self.item_ids[self.item[k]]),
+                str(self.category_ids[self.category[k]]) or None,
+                int(self.behavior[k]),
+                float(self.ts[k]),
+            )
+            for k in range(start, stop)
+        ]
 
     def position_in_user(self) -> np.ndarray:
         """For each event, how many earlier events its user has."""
