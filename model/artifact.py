@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from model.errors import SeqcastError
 from model.features import BEHAVIOR_NAMES, INPUT_NAMES, FeatureSpec, Vocab
 
 SCHEMA_VERSION = 1
@@ -46,7 +47,7 @@ OUTPUT_NAMES = (
 )
 
 
-class ArtifactError(Exception):
+class ArtifactError(SeqcastError):
     """An artifact directory is missing, incomplete or from an incompatible schema."""
 
 

@@ -1,0 +1,213 @@
+"""`seqcast` command line: synth, train, evaluate, serve.
+
+Each subcommand imports what it needs when it runs, so `seqcast serve` never loads PyTorch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from model.errors import SeqcastError
+
+DEMO_ARTIFACT = Path("artifacts/demo")
+DEMO_USERS = 600
+
+
+def _add_data_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", type=Path, required=True, help="event log: CSV or Parquet file")
+    p.add_argument(
+        "--format",
+        default="auto",
+        choices=["auto", "taobao", "rees46", "retailrocket", "csv", "parquet"],
+        help="log schema (auto: sniffed from the header and extension)",
+    )
+    p.add_argument(
+        "--columns",
+        help="for csv/parquet: canonical=file column pairs, "
+        "e.g. user=uid,item=sku,category=cat,behavior=action,timestamp=ts",
+    )
+    p.add_argument(
+        "--behavior-map",
+        help="for csv/parquet: file value=behavior pairs (view|fav|cart|buy), "
+        "e.g. click=view,order=buy",
+    )
+    p.add_argument(
+        "--tz-offset-hours",
+        type=float,
+        help="local time of the shoppers, for hour-of-day features (default: per format)",
+    )
+
+
+def _load(args: argparse.Namespace) -> Any:
+    from model.data import load_log, parse_mapping
+
+    return load_log(
+        args.data,
+        args.format,
+        columns=parse_mapping(args.columns) if args.columns else None,
+        behavior_map=parse_mapping(args.behavior_map) if args.behavior_map else None,
+        tz_offset_seconds=None
+        if args.tz_offset_hours is None
+        else int(args.tz_offset_hours * 3600),
+    )
+
+
+def _train_config(args: argparse.Namespace) -> Any:
+    from model.train import PRESETS, TrainConfig
+
+    if args.preset not in PRESETS:
+        raise SystemExit(f"--preset: unknown preset {args.preset!r}; allowed: {', '.join(PRESETS)}")
+    overrides: dict[str, Any] = {}
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    for pair in args.set or []:
+        name, sep, value = pair.partition("=")
+        if not sep or name not in fields:
+            raise SystemExit(
+                f"--set {pair!r}: expected NAME=VALUE with NAME one of {', '.join(fields)}"
+            )
+        default = getattr(PRESETS[args.preset], name)
+        overrides[name] = type(default)(value) if not isinstance(default, bool) else value == "true"
+    if args.seed is not None:
+        overrides["seed"] = args.seed
+    if args.horizon_hours is not None:
+        overrides["horizon_seconds"] = int(args.horizon_hours * 3600)
+    if args.epochs is not None:
+        overrides["max_epochs"] = args.epochs
+    return TrainConfig.preset(args.preset, **overrides)
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from model.synth import write_csv
+
+    write_csv(args.out, args.users, args.seed)
+    logging.getLogger("seqcast").info("wrote %d synthetic shoppers to %s", args.users, args.out)
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from model.pipeline import SplitConfig, train_artifact
+
+    cfg = _train_config(args)
+    data = _load(args)
+    evaluation = train_artifact(
+        data,
+        args.out,
+        cfg,
+        split_cfg=SplitConfig(args.test_fraction, args.val_fraction),
+        init_from=args.init_from,
+        baselines=not args.no_baselines,
+        int8=args.int8,
+    )
+    logging.getLogger("seqcast").info(
+        "artifact in %s; report in %s", args.out, args.out / "report" / "report.md"
+    )
+    json.dump(evaluation["model"], sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from model.pipeline import evaluate_artifact
+
+    evaluation = evaluate_artifact(args.artifact, _load(args), baselines=not args.no_baselines)
+    json.dump(evaluation, sys.stdout, indent=None if args.json else 2)
+    sys.stdout.write("\n")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from app.serve import serve
+
+    artifact = args.artifact
+    if artifact is None:
+        artifact = DEMO_ARTIFACT
+        if not (artifact / "manifest.json").is_file():
+            from model.pipeline import build_demo_artifact
+
+            logging.getLogger("seqcast").info(
+                "no model yet: training a demo model on %d synthetic shoppers into %s",
+                DEMO_USERS,
+                artifact,
+            )
+            build_demo_artifact(artifact, users=DEMO_USERS, preset="tiny", progress=True)
+    serve(artifact, args.redis_url, args.host, args.port, args.workers)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="seqcast", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("synth", help="write a synthetic shopper log (Taobao CSV format)")
+    p.add_argument("--users", type=int, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=cmd_synth)
+
+    p = sub.add_parser("train", help="train, calibrate, export and evaluate a model")
+    _add_data_options(p)
+    p.add_argument("--out", type=Path, required=True, help="artifact directory to write")
+    p.add_argument("--preset", default="default", help="model size preset (tiny, default, ...)")
+    p.add_argument(
+        "--set", action="append", metavar="NAME=VALUE", help="override a TrainConfig field"
+    )
+    p.add_argument("--epochs", type=int, help="maximum epochs (early stopping may end sooner)")
+    p.add_argument("--horizon-hours", type=float, help="purchase/return horizon (default 24)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--test-fraction", type=float, default=0.2, help="last share of the time span")
+    p.add_argument("--val-fraction", type=float, default=0.1, help="share before the test period")
+    p.add_argument("--init-from", type=Path, help="warm-start from an earlier artifact directory")
+    p.add_argument("--int8", action="store_true", help="also export an int8-quantized model")
+    p.add_argument("--no-baselines", action="store_true", help="skip the baselines (faster)")
+    p.set_defaults(run=cmd_train)
+
+    p = sub.add_parser("evaluate", help="score an artifact and the baselines on a log")
+    p.add_argument("--artifact", type=Path, required=True)
+    _add_data_options(p)
+    p.add_argument("--json", action="store_true", help="one JSON object on one line")
+    p.add_argument("--no-baselines", action="store_true")
+    p.set_defaults(run=cmd_evaluate)
+
+    p = sub.add_parser("serve", help="run the HTTP service")
+    p.add_argument(
+        "--artifact",
+        type=Path,
+        help=f"artifact directory (default: {DEMO_ARTIFACT}, trained on synthetic data if absent)",
+    )
+    p.add_argument(
+        "--redis-url",
+        help="redis://[:password@]host:port/db or rediss:// (TLS); "
+        "default: a private embedded redis-server",
+    )
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=1)
+    p.set_defaults(run=cmd_serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return int(args.run(args))
+    except SeqcastError as exc:
+        logging.getLogger("seqcast").error("%s", exc)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,138 @@
+"""From an event log to an evaluated, exported artifact: the steps `seqcast train` runs.
+
+load + clean  ->  global time split  ->  fit (early stopping, calibration)
+    ->  export (ONNX, manifest, parity check)  ->  evaluate vs baselines  ->  report
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from model.artifact import load_artifact, write_manifest
+from model.data import LoadedLog
+from model.features import Event
+from model.sequences import EventLog, TimeSplit, validation_points
+
+log = logging.getLogger(__name__)
+
+PARITY_WINDOWS = 64
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """Fractions of the log's time span: the test period last, validation just before it."""
+
+    test_fraction: float = 0.2
+    val_fraction: float = 0.1
+
+    def apply(self, events: EventLog) -> TimeSplit:
+        return TimeSplit.by_fraction(events, self.test_fraction, self.val_fraction)
+
+
+def parity_windows(
+    events: EventLog, split: TimeSplit, window_len: int, seed: int
+) -> list[list[Event]]:
+    """Real windows for the export parity check: validation points of many lengths."""
+    before_test, points = validation_points(events, split, window_len, horizon=1, return_gap=1)
+    if len(points) == 0:
+        raise ValueError("the validation period has no prediction points; use more data")
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(len(points), size=min(PARITY_WINDOWS, len(points)), replace=False)
+    return [before_test.events(int(points.start[k]), int(points.last[k]) + 1) for k in pick]
+
+
+def train_artifact(
+    data: LoadedLog,
+    out: Path,
+    cfg: Any,
+    *,
+    split_cfg: SplitConfig = SplitConfig(),
+    init_from: Path | None = None,
+    baselines: bool | list[str] = True,
+    int8: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train, calibrate, export and evaluate; the artifact lands in `out`. Returns the
+    evaluation (the `seqcast evaluate --json` object)."""
+    from model.evaluate import evaluate
+    from model.export import export
+    from model.report import write_report
+    from model.train import fit
+
+    events = data.log
+    split = split_cfg.apply(events)
+    log.info(
+        "split: train < %s <= validation < %s <= test <= %s",
+        split.val_cutoff,
+        split.test_cutoff,
+        split.end,
+    )
+    trained = fit(
+        cfg,
+        events,
+        split,
+        tz_offset_seconds=data.tz_offset_seconds,
+        init_from=init_from,
+        progress=progress,
+    )
+    windows = parity_windows(events, split, cfg.window_len, cfg.seed)
+    out.mkdir(parents=True, exist_ok=True)
+    artifact = export(trained, out, parity_windows=windows, int8=int8)
+    evaluation = evaluate(artifact, events, split, baselines=baselines, progress=progress)
+    manifest = replace(
+        artifact.manifest,
+        metrics={"n_test_points": evaluation["n_test_points"], **evaluation["model"]},
+        extra={
+            **artifact.manifest.extra,
+            "split": {**split_cfg.__dict__, **split.__dict__},
+            "data": data.report.to_dict(),
+        },
+    )
+    write_manifest(out, manifest)
+    write_report(out, evaluation, trained.history, trained.calibration, data.report.to_dict())
+    return evaluation
+
+
+def evaluate_artifact(
+    artifact_dir: Path,
+    data: LoadedLog,
+    *,
+    baselines: bool | list[str] = True,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Score an artifact on a log with the split it was trained with."""
+    from model.evaluate import evaluate
+
+    artifact = load_artifact(artifact_dir)
+    fractions = artifact.manifest.extra.get("split", {})
+    split_cfg = SplitConfig(
+        test_fraction=float(fractions.get("test_fraction", SplitConfig.test_fraction)),
+        val_fraction=float(fractions.get("val_fraction", SplitConfig.val_fraction)),
+    )
+    return evaluate(
+        artifact, data.log, split_cfg.apply(data.log), baselines=baselines, progress=progress
+    )
+
+
+def build_demo_artifact(
+    out: Path, *, users: int = 300, preset: str = "tiny", seed: int = 0, progress: bool = False
+) -> Path:
+    """A small model trained on synthetic shoppers: the service's out-of-the-box default and the
+    test suite's real artifact."""
+    from model.data import load_log
+    from model.synth import write_csv
+    from model.train import TrainConfig
+
+    with tempfile.TemporaryDirectory() as tmp:
+        csv = Path(tmp) / "synthetic.csv"
+        write_csv(csv, users, seed)
+        data = load_log(csv, "taobao", progress=progress)
+    cfg = TrainConfig.preset(preset, seed=seed)
+    train_artifact(data, out, cfg, baselines=False, progress=progress)
+    return out
