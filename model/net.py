@@ -1,0 +1,274 @@
+"""The network: a causal Transformer (or a GRU, for the baseline) over behavior-event tokens.
+
+Read top to bottom: config, attention, block, the network, its heads, the exported view.
+
+A token is the sum of the embeddings of the event's item, category, behavior, gap bucket,
+hour and weekday (index 0 of every table is padding and embeds to zero), plus a learned
+position embedding counted from the RIGHT end of the window: windows are left-padded (see
+`model.features`), so "the last event" is always position 0 whatever the window length.
+
+Every position is a prediction point; the heads read the hidden state of position t and
+predict event t + 1 (next behavior, category and item) and the binary outcomes after event t
+(purchase and return within the horizon). `forward` returns per-position logits for
+training; `Scorer` wraps a trained network into the exported graph: calibrated
+probabilities at the last position plus the per-event surprise of the whole window.
+
+`forward` takes tensors and returns tensors, with no Python branching on data, so that
+tracing for ONNX export records one graph for every batch size and window length.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+N_BEHAVIORS = 4
+HOURS = 24
+WEEKDAYS = 7
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    """Shape of the network. Vocabulary sizes are embedding rows (padding, missing, known,
+    out-of-vocabulary buckets; see `model.features.Vocab.size`)."""
+
+    n_items: int
+    n_categories: int
+    n_gaps: int
+    window_len: int = 50
+    d_model: int = 64
+    n_layers: int = 2
+    n_heads: int = 2
+    dropout: float = 0.1
+    encoder: str = "transformer"  # "transformer" | "gru"
+
+    def __post_init__(self) -> None:
+        if self.encoder not in ("transformer", "gru"):
+            raise ValueError(f"encoder must be 'transformer' or 'gru', not {self.encoder!r}")
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model {self.d_model} is not a multiple of n_heads {self.n_heads}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, cfg: NetConfig) -> None:
+        super().__init__()
+        self.n_heads = cfg.n_heads
+        self.d_model = cfg.d_model
+        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
+        self.proj = nn.Linear(cfg.d_model, cfg.d_model)
+        self.dropout = cfg.dropout
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        """x (B, T, C); mask (B, 1, T, T) bool, True where query t may attend to key s."""
+        B, T, C = x.shape
+        q, k, v = self.qkv(x).split(self.d_model, dim=2)  # C as a constant, for tracing
+        q = q.view(B, T, self.n_heads, -1).transpose(1, 2)  # (B, H, T, Ch)
+        k = k.view(B, T, self.n_heads, -1).transpose(1, 2)
+        v = v.view(B, T, self.n_heads, -1).transpose(1, 2)
+        p = self.dropout if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)  # (B, H, T, Ch)
+        y = y.transpose(1, 2).reshape(B, T, C)
+        return F.dropout(self.proj(y), p, self.training)
+
+
+class Block(nn.Module):
+    """Pre-norm Transformer block (as in GPT-2 / nanoGPT)."""
+
+    def __init__(self, cfg: NetConfig) -> None:
+        super().__init__()
+        self.ln1 = nn.LayerNorm(cfg.d_model)
+        self.attn = CausalSelfAttention(cfg)
+        self.ln2 = nn.LayerNorm(cfg.d_model)
+        self.mlp = nn.Sequential(
+            nn.Linear(cfg.d_model, 4 * cfg.d_model),
+            nn.GELU(),
+            nn.Linear(4 * cfg.d_model, cfg.d_model),
+            nn.Dropout(cfg.dropout),
+        )
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        x = x + self.attn(self.ln1(x), mask)
+        return x + self.mlp(self.ln2(x))
+
+
+class Logits(NamedTuple):
+    """Per-position head outputs of `SeqNet.forward`. hidden feeds the item head, whose
+    output layer is too wide to compute at every position in training (see item_logits)."""
+
+    behavior: Tensor  # (B, T, 4)
+    purchase: Tensor  # (B, T)
+    returns: Tensor  # (B, T)
+    category: Tensor  # (B, T, n_categories)
+    hidden: Tensor  # (B, T, C)
+
+
+class SeqNet(nn.Module):
+    """Embeddings -> causal encoder -> multi-task heads.
+
+    The category and item output layers are tied to the input embeddings (a projection of the
+    hidden state scored against the embedding table, plus a per-row bias): a category or item
+    that is easy to recognise is also easy to predict, and rarely seen rows share statistics.
+    """
+
+    def __init__(self, cfg: NetConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        d = cfg.d_model
+        self.item_emb = nn.Embedding(cfg.n_items, d, padding_idx=0)
+        self.category_emb = nn.Embedding(cfg.n_categories, d, padding_idx=0)
+        self.behavior_emb = nn.Embedding(1 + N_BEHAVIORS, d, padding_idx=0)
+        self.gap_emb = nn.Embedding(cfg.n_gaps, d, padding_idx=0)
+        self.hour_emb = nn.Embedding(1 + HOURS, d, padding_idx=0)
+        self.weekday_emb = nn.Embedding(1 + WEEKDAYS, d, padding_idx=0)
+        self.drop = nn.Dropout(cfg.dropout)
+        if cfg.encoder == "transformer":
+            self.pos_emb = nn.Embedding(cfg.window_len, d)
+            self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+            # Causal mask built once; the diagonal is always allowed so a padded query
+            # (which has only padded keys before it) still has one key and no NaN.
+            causal = torch.tril(torch.ones(cfg.window_len, cfg.window_len, dtype=torch.bool))
+            self.register_buffer("causal", causal, persistent=False)
+        else:
+            # No bias: with a zero input and a zero state the GRU state stays exactly zero,
+            # so the left padding (zero embeddings) leaves the real positions untouched.
+            self.gru = nn.GRU(d, d, num_layers=cfg.n_layers, batch_first=True, bias=False)
+        self.ln_f = nn.LayerNorm(d)
+        self.behavior_head = nn.Linear(d, N_BEHAVIORS)
+        self.purchase_head = nn.Linear(d, 1)
+        self.return_head = nn.Linear(d, 1)
+        self.category_proj = nn.Linear(d, d)
+        self.category_bias = nn.Parameter(torch.zeros(cfg.n_categories))
+        self.item_proj = nn.Linear(d, d)
+        self.item_bias = nn.Parameter(torch.zeros(cfg.n_items))
+        self.apply(self._init_weights)
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, std=0.02)
+            if module.padding_idx is not None:
+                with torch.no_grad():
+                    module.weight[module.padding_idx].zero_()
+
+    def encode(
+        self, item: Tensor, category: Tensor, behavior: Tensor, gap: Tensor, hour: Tensor,
+        weekday: Tensor,
+    ) -> Tensor:
+        """Inputs (B, T) int64, left-padded -> hidden states (B, T, C) after the final norm."""
+        x = (
+            self.item_emb(item)
+            + self.category_emb(category)
+            + self.behavior_emb(behavior)
+            + self.gap_emb(gap)
+            + self.hour_emb(hour)
+            + self.weekday_emb(weekday)
+        )  # (B, T, C); exactly zero at padding
+        if self.cfg.encoder == "gru":
+            h, _ = self.gru(x)
+            return self.ln_f(h)
+        # Positions counted from the right end, from tensors only (no Python int of T).
+        from_right = torch.ones_like(item[0]).flip(0).cumsum(0).flip(0) - 1  # (T,) T-1 .. 0
+        x = self.drop(x + self.pos_emb(from_right))
+        T = item.shape[1]
+        causal = self.causal[:T, :T]  # (T, T)
+        diagonal = from_right[:, None] == from_right[None, :]  # (T, T)
+        real = item != 0  # (B, T); every real event has an item index >= 1
+        mask = causal & (real[:, None, :] | diagonal)  # (B, T, T)
+        mask = mask[:, None, :, :]  # (B, 1, T, T)
+        for block in self.blocks:
+            x = block(x, mask)
+        return self.ln_f(x)
+
+    def forward(
+        self, item: Tensor, category: Tensor, behavior: Tensor, gap: Tensor, hour: Tensor,
+        weekday: Tensor,
+    ) -> Logits:
+        h = self.encode(item, category, behavior, gap, hour, weekday)  # (B, T, C)
+        return Logits(
+            behavior=self.behavior_head(h),
+            purchase=self.purchase_head(h).squeeze(-1),
+            returns=self.return_head(h).squeeze(-1),
+            category=self.category_logits(h),
+            hidden=h,
+        )
+
+    def category_logits(self, h: Tensor) -> Tensor:
+        """(..., C) -> (..., n_categories), scored against the tied category embeddings."""
+        return self.category_proj(h) @ self.category_emb.weight.T + self.category_bias
+
+    def item_logits(self, h: Tensor, rows: Tensor | None = None) -> Tensor:
+        """(..., C) -> (..., n_items), or (..., len(rows)) scored against those rows only
+        (the sampled softmax of training)."""
+        q = self.item_proj(h)
+        if rows is None:
+            return q @ self.item_emb.weight.T + self.item_bias
+        return q @ self.item_emb.weight[rows].T + self.item_bias[rows]
+
+    def item_logits_at(self, h: Tensor, rows: Tensor) -> Tensor:
+        """(N, C) hidden states and (N,) item rows -> (N,) the logit of each row."""
+        return (self.item_proj(h) * self.item_emb(rows)).sum(-1) + self.item_bias[rows]
+
+
+class Scorer(nn.Module):
+    """The exported graph: SeqNet plus calibration, answering for the last position.
+
+    Outputs, in `model.artifact.OUTPUT_NAMES` order: behavior_probs (B, 4), purchase_prob (B,),
+    return_prob (B,), category_logits (B, n_categories), item_logits (B, n_items),
+    event_surprise (B, T). Temperatures (fitted by `model.calibrate`) divide the behavior,
+    purchase and return logits; the surprise uses the calibrated behavior distribution.
+    """
+
+    def __init__(self, net: SeqNet, temperatures: dict[str, float]) -> None:
+        super().__init__()
+        self.net = net
+        for head in ("behavior", "purchase", "return"):
+            self.register_buffer(f"t_{head}", torch.tensor(float(temperatures.get(head, 1.0))))
+
+    def forward(
+        self, item: Tensor, category: Tensor, behavior: Tensor, gap: Tensor, hour: Tensor,
+        weekday: Tensor,
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+        out = self.net(item, category, behavior, gap, hour, weekday)
+        last = out.hidden[:, -1]  # (B, C)
+        behavior_logp = F.log_softmax(out.behavior / self.t_behavior, dim=-1)  # (B, T, 4)
+        surprise = event_surprise(behavior_logp, out.category, behavior, category)
+        return (
+            behavior_logp[:, -1].exp(),
+            torch.sigmoid(out.purchase[:, -1] / self.t_purchase),
+            torch.sigmoid(out.returns[:, -1] / self.t_return),
+            out.category[:, -1],
+            self.net.item_logits(last),
+            surprise,
+        )
+
+
+def event_surprise(
+    behavior_logp: Tensor, category_logits: Tensor, behavior: Tensor, category: Tensor
+) -> Tensor:
+    """-log p(behavior_t) - log p(category_t) under the prediction made at position t - 1.
+
+    behavior_logp (B, T, 4) log-probabilities; category_logits (B, T, n_categories);
+    behavior/category the (B, T) inputs. 0 at padding and at the window's first event.
+    """
+    category_logp = F.log_softmax(category_logits, dim=-1)  # (B, T, K)
+    nxt_behavior = (behavior[:, 1:] - 1).clamp(min=0)  # (B, T-1) behavior code of event t
+    lp_b = behavior_logp[:, :-1].gather(2, nxt_behavior[..., None]).squeeze(-1)  # (B, T-1)
+    lp_c = category_logp[:, :-1].gather(2, category[:, 1:, None]).squeeze(-1)  # (B, T-1)
+    has_prev = (behavior[:, :-1] > 0) & (behavior[:, 1:] > 0)  # (B, T-1)
+    s = torch.where(has_prev, -(lp_b + lp_c), torch.zeros_like(lp_b))
+    return torch.cat([torch.zeros_like(s[:, :1]), s], dim=1)  # (B, T)
+
+
+def n_parameters(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())
