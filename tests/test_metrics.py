@@ -62,9 +62,7 @@ def test_average_precision_by_hand() -> None:
     ap = average_precision(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8]))
     assert ap == pytest.approx(0.5 + 0.5 * 2 / 3)
     # Tied scores form one threshold: all three at once, precision 2/3 at recall 1.
-    assert average_precision(np.array([1, 0, 1]), np.array([0.5, 0.5, 0.5])) == pytest.approx(
-        2 / 3
-    )
+    assert average_precision(np.array([1, 0, 1]), np.array([0.5, 0.5, 0.5])) == pytest.approx(2 / 3)
 
 
 @settings(max_examples=60, deadline=None)
@@ -85,9 +83,7 @@ def test_log_loss_binary_and_multiclass_by_hand() -> None:
         -(math.log(0.8) + math.log(0.6)) / 2
     )
     probs = np.array([[0.7, 0.2, 0.1, 0.0], [0.25, 0.25, 0.25, 0.25]])
-    assert log_loss(np.array([0, 3]), probs) == pytest.approx(
-        -(math.log(0.7) + math.log(0.25)) / 2
-    )
+    assert log_loss(np.array([0, 3]), probs) == pytest.approx(-(math.log(0.7) + math.log(0.25)) / 2)
     # A confident wrong answer is clipped, not infinite.
     assert math.isfinite(log_loss(np.array([1]), np.array([0.0])))
     with pytest.raises(ValueError, match="0 or 1"):
