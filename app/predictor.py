@@ -1,0 +1,451 @@
+"""Inference: the exported model behind a `Predictor` with an explicit life.
+
+    predictor = Predictor(artifact_dir, ...)
+    await predictor.start()          # load the artifact (refused artifacts leave it unready)
+    await predictor.predict(windows) # micro-batched with concurrent callers
+    await predictor.reload()         # check a new artifact, then swap it in atomically
+    await predictor.close()
+
+Concurrent requests are coalesced: a single batcher task takes everything queued (up to
+`max_batch` windows) into one ONNX Runtime call, run off the event loop in one worker
+thread. Under load (the last batch served several requests) it also waits up to
+`batch_wait_ms` for more; a lone client never waits. A batch runs entirely on the model
+that was current when it started, so a reload never changes a model under a request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from app.errors import ArtifactRejected, ModelNotReady
+from app.metrics import Metrics
+from app.schemas import Anomaly, Contribution, PredictionOut, ScoredId
+from model.artifact import MANIFEST, Artifact, ArtifactError, load_artifact
+from model.features import BEHAVIOR_NAMES, FIRST_KNOWN, Event, occlusions
+from model.runtime import PREFERRED_PROVIDERS, OnnxModel, Outputs
+
+log = logging.getLogger(__name__)
+
+Window = Sequence[Event]
+Signature = tuple[int, int, int]
+
+
+def manifest_signature(artifact_dir: Path) -> Signature | None:
+    """What changes when a new manifest is written (it is written last, by rename)."""
+    try:
+        st = (artifact_dir / MANIFEST).stat()
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """One loaded artifact: swapped as a whole, never mutated."""
+
+    model: OnnxModel
+    signature: Signature | None
+    loaded_at: datetime
+
+    @property
+    def artifact(self) -> Artifact:
+        return self.model.artifact
+
+    @property
+    def version(self) -> str:
+        return self.artifact.manifest.model_version
+
+    @property
+    def provider(self) -> str:
+        return self.model.providers[0]
+
+
+def softmax_top_k(logits: np.ndarray, n_known: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k over the known ids only (vocab rows FIRST_KNOWN..), softmax among them.
+
+    Returns (index into the known ids, probability), each (B, min(k, n_known)), best first.
+    """
+    known = logits[:, FIRST_KNOWN : FIRST_KNOWN + n_known].astype(np.float64)
+    k = min(k, n_known)
+    if k == 0:
+        empty = np.zeros((len(logits), 0))
+        return empty.astype(np.int64), empty
+    known = known - known.max(axis=1, keepdims=True)
+    probs = np.exp(known)
+    probs /= probs.sum(axis=1, keepdims=True)
+    part = np.argpartition(-probs, k - 1, axis=1)[:, :k]
+    part_probs = np.take_along_axis(probs, part, axis=1)
+    order = np.argsort(-part_probs, axis=1, kind="stable")
+    return np.take_along_axis(part, order, axis=1), np.take_along_axis(part_probs, order, axis=1)
+
+
+def surprise_percentile(surprise: float, quantiles: Sequence[float]) -> float:
+    """Where a window's mean surprise falls among training windows (0..1)."""
+    if not quantiles:
+        return float("nan")
+    levels = np.linspace(0.0, 1.0, len(quantiles))
+    return float(np.interp(surprise, np.asarray(quantiles, dtype=np.float64), levels))
+
+
+def check_windows(artifact: Artifact) -> list[list[Event]]:
+    """A few synthetic windows exercising known ids, unknown ids, every behavior, full length."""
+    items = artifact.items.ids[:8] or ["unknown-item"]
+    categories: list[str | None] = list(artifact.categories.ids[:4]) or [None]
+    n = artifact.manifest.features.window_len
+    t0 = 1_700_000_000.0
+    full = [
+        Event(items[i % len(items)], categories[i % len(categories)], i % 4, t0 + 60.0 * i)
+        for i in range(n)
+    ]
+    return [
+        full[:1],
+        [Event("never-seen-item", "never-seen-category", 2, t0), Event(items[0], None, 3, t0 + 5)],
+        full[: max(1, n // 2)],
+        full,
+    ]
+
+
+def check_model(model: OnnxModel) -> None:
+    """Refuse a model whose outputs are malformed or that depends on batch padding."""
+    artifact = model.artifact
+    windows = check_windows(artifact)
+    n = len(windows)
+    out = model.score(windows)
+    width = max(min(len(w), artifact.manifest.features.window_len) for w in windows)
+    shapes = {
+        "behavior_probs": (n, len(artifact.manifest.behaviors)),
+        "purchase_prob": (n,),
+        "return_prob": (n,),
+        "category_logits": (n, artifact.categories.size),
+        "item_logits": (n, artifact.items.size),
+        "event_surprise": (n, width),
+    }
+    for name, shape in shapes.items():
+        if name not in out:
+            raise ArtifactRejected(f"the model has no output {name!r}")
+        if out[name].shape != shape:
+            raise ArtifactRejected(f"output {name} has shape {out[name].shape}, expected {shape}")
+        if not np.all(np.isfinite(out[name])):
+            raise ArtifactRejected(f"output {name} has non-finite values")
+    for name in ("behavior_probs", "purchase_prob", "return_prob"):
+        if np.any(out[name] < 0) or np.any(out[name] > 1):
+            raise ArtifactRejected(f"output {name} has values outside [0, 1]")
+    if not np.allclose(out["behavior_probs"].sum(axis=1), 1.0, atol=1e-3):
+        raise ArtifactRejected("behavior_probs rows do not sum to 1")
+    tolerance = max(artifact.manifest.parity_tolerance, 1e-5)
+    for i, window in enumerate(windows):
+        alone = model.score([window])["purchase_prob"][0]
+        if abs(float(alone) - float(out["purchase_prob"][i])) > tolerance:
+            raise ArtifactRejected(
+                f"purchase_prob of a window changes with batch padding by "
+                f"{abs(alone - out['purchase_prob'][i]):.2e} > tolerance {tolerance:.1e}"
+            )
+
+
+@dataclass
+class _Request:
+    windows: list[list[Event]]
+    top_k: int
+    explain: bool
+    future: asyncio.Future[list[PredictionOut]]
+    rows: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.rows = sum(len(w) + 1 if self.explain else 1 for w in self.windows if w)
+
+
+class Predictor:
+    """The current model, a micro-batcher in front of it, and atomic hot reload."""
+
+    def __init__(
+        self,
+        artifact_dir: Path,
+        *,
+        metrics: Metrics,
+        batch_wait_ms: float = 2.0,
+        max_batch: int = 64,
+        providers: Sequence[str] = PREFERRED_PROVIDERS,
+        model_threads: int = 0,
+    ) -> None:
+        self.artifact_dir = Path(artifact_dir)
+        self.metrics = metrics
+        self.batch_wait = batch_wait_ms / 1000.0
+        self.max_batch = max_batch
+        self.providers = tuple(providers)
+        self.model_threads = model_threads
+        self.current: LoadedModel | None = None
+        self.last_error: str | None = None
+        self._rejected_signature: Signature | None = None
+        self._queue: asyncio.Queue[_Request] = asyncio.Queue()
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="seqcast-model")
+        self._batcher: asyncio.Task[None] | None = None
+        self._reload_lock = asyncio.Lock()
+        self._under_load = False
+
+    # -- life -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load the artifact (a refused one leaves the predictor unready) and start batching."""
+        self._batcher = asyncio.create_task(self._batch_loop(), name="seqcast-batcher")
+        try:
+            await self.reload(force=True)
+        except ArtifactRejected as exc:
+            log.error("no model: %s", exc.message)
+
+    async def close(self) -> None:
+        if self._batcher is not None:
+            self._batcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._batcher
+        while not self._queue.empty():
+            request = self._queue.get_nowait()
+            if not request.future.done():
+                request.future.set_exception(ModelNotReady("the service is shutting down"))
+        self._executor.shutdown(wait=True)
+        self.metrics.model_ready.set(0)
+
+    @property
+    def ready(self) -> bool:
+        return self.current is not None
+
+    def require(self) -> LoadedModel:
+        current = self.current
+        if current is None:
+            raise ModelNotReady(f"no model loaded from {self.artifact_dir}: {self.last_error}")
+        return current
+
+    # -- reload -----------------------------------------------------------------------
+
+    def _load(self) -> LoadedModel:
+        signature = manifest_signature(self.artifact_dir)
+        try:
+            artifact = load_artifact(self.artifact_dir, verify=True)
+        except (ArtifactError, OSError, KeyError, TypeError, ValueError) as exc:
+            raise ArtifactRejected(f"cannot load {self.artifact_dir}: {exc}") from exc
+        try:
+            model = OnnxModel(artifact, self.providers, intra_op_threads=self.model_threads)
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise ArtifactRejected(f"onnxruntime cannot open the model: {exc}") from exc
+        try:
+            check_model(model)
+        except ArtifactRejected:
+            raise
+        except Exception as exc:  # a model that fails to run is refused, whatever the error
+            raise ArtifactRejected(f"the model fails on check windows: {exc}") from exc
+        return LoadedModel(model, signature, datetime.now(timezone.utc))
+
+    async def reload(self, *, force: bool = False) -> tuple[bool, str | None]:
+        """Load the artifact directory again if it changed (or `force`) and swap it in.
+
+        Returns (swapped, previous version). Raises ArtifactRejected with the reason when
+        the new artifact fails its checks; the current model keeps serving.
+        """
+        async with self._reload_lock:
+            previous = self.current
+            if (
+                not force
+                and previous is not None
+                and manifest_signature(self.artifact_dir) == previous.signature
+            ):
+                return False, previous.version
+            try:
+                loaded = await asyncio.get_running_loop().run_in_executor(None, self._load)
+            except ArtifactRejected as exc:
+                self.last_error = exc.message
+                self._rejected_signature = manifest_signature(self.artifact_dir)
+                raise
+            self.current = loaded
+            self.last_error = None
+            if previous is not None:
+                self.metrics.model_info.labels(previous.version, previous.provider).set(0)
+            self.metrics.model_info.labels(loaded.version, loaded.provider).set(1)
+            self.metrics.model_ready.set(1)
+            log.info("serving model %s from %s on %s", loaded.version, self.artifact_dir,
+                     loaded.model.providers)
+            return True, None if previous is None else previous.version
+
+    async def watch(self, interval: float) -> None:
+        """Run forever (as a task): reload when the artifact's manifest changes."""
+        while True:
+            await asyncio.sleep(interval)
+            signature = manifest_signature(self.artifact_dir)
+            current = self.current
+            if signature is None or signature == self._rejected_signature:
+                continue
+            if current is not None and signature == current.signature:
+                continue
+            try:
+                await self.reload()
+            except ArtifactRejected as exc:
+                log.error("new artifact refused, keeping %s: %s",
+                          current.version if current else "no model", exc.message)
+
+    # -- predict ----------------------------------------------------------------------
+
+    async def predict(
+        self, windows: Sequence[Window], *, top_k: int = 10, explain: bool = False
+    ) -> list[PredictionOut]:
+        """One prediction per window (time order, oldest first; may be empty = cold start)."""
+        current = self.require()
+        kept = [list(w[-current.artifact.manifest.features.window_len :]) for w in windows]
+        if all(len(w) == 0 for w in kept):
+            return [self._prior(current, top_k, explain) for _ in kept]
+        future: asyncio.Future[list[PredictionOut]] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Request(kept, top_k, explain, future))
+        return await future
+
+    async def _batch_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await self._queue.get()]
+            rows = batch[0].rows
+            deadline = loop.time() + (self.batch_wait if self._under_load else 0.0)
+            while rows < self.max_batch:
+                if not self._queue.empty():
+                    request = self._queue.get_nowait()
+                else:
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
+                        break
+                    try:
+                        request = await asyncio.wait_for(self._queue.get(), remaining)
+                    except TimeoutError:
+                        break
+                batch.append(request)
+                rows += request.rows
+            self._under_load = len(batch) > 1
+            current = self.current
+            if current is None:
+                for request in batch:
+                    request.future.set_exception(ModelNotReady("the model was unloaded"))
+                continue
+            try:
+                results = await loop.run_in_executor(self._executor, self._run, current, batch)
+            except Exception as exc:  # fail the callers, keep the batcher alive
+                log.exception("model call failed")
+                for request in batch:
+                    if not request.future.done():
+                        request.future.set_exception(exc)
+                continue
+            for request, result in zip(batch, results, strict=True):
+                if not request.future.done():
+                    request.future.set_result(result)
+
+    def _run(self, current: LoadedModel, batch: list[_Request]) -> list[list[PredictionOut]]:
+        """Worker thread: one model call for every window (and occlusion) of the batch."""
+        rows: list[list[Event]] = []
+        for request in batch:
+            for window in request.windows:
+                if window:
+                    rows.append(window)
+                    if request.explain:
+                        rows.extend(w for w in occlusions(window) if w)
+        start = time.perf_counter()
+        outputs = current.model.score(rows)
+        self.metrics.inference_duration.observe(time.perf_counter() - start)
+        self.metrics.batch_size.observe(len(rows))
+        results: list[list[PredictionOut]] = []
+        row = 0
+        for request in batch:
+            answers = []
+            for window in request.windows:
+                if not window:
+                    answers.append(self._prior(current, request.top_k, request.explain))
+                    continue
+                answers.append(self._decode(current, outputs, row, window, request))
+                row += 1
+                if request.explain:
+                    row += sum(1 for w in occlusions(window) if w)
+            results.append(answers)
+        return results
+
+    def _decode(
+        self, current: LoadedModel, out: Outputs, row: int, window: list[Event], request: _Request
+    ) -> PredictionOut:
+        artifact = current.artifact
+        manifest = artifact.manifest
+        purchase = float(out["purchase_prob"][row])
+        items_idx, items_p = softmax_top_k(out["item_logits"][row : row + 1],
+                                           artifact.items.n_known, request.top_k)
+        cats_idx, cats_p = softmax_top_k(out["category_logits"][row : row + 1],
+                                         artifact.categories.n_known, request.top_k)
+        anomaly = None
+        if len(window) >= 2:
+            surprise = float(np.mean(out["event_surprise"][row, -(len(window) - 1) :]))
+            percentile = surprise_percentile(surprise, manifest.surprise_quantiles)
+            if math.isfinite(percentile):
+                anomaly = Anomaly(surprise=surprise, percentile=percentile)
+        explanation = None
+        if request.explain:
+            if len(window) == 1:
+                without = np.array([manifest.priors.purchase])
+            else:
+                without = out["purchase_prob"][row + 1 : row + 1 + len(window)]
+            explanation = sorted(
+                (
+                    Contribution(
+                        position=i,
+                        item_id=e.item_id,
+                        category_id=e.category_id,
+                        behavior=BEHAVIOR_NAMES[e.behavior],  # type: ignore[arg-type]
+                        timestamp=e.ts,
+                        contribution=purchase - float(without[i]),
+                    )
+                    for i, e in enumerate(window)
+                ),
+                key=lambda c: -abs(c.contribution),
+            )
+        self.metrics.window_length.observe(len(window))
+        self.metrics.purchase_probability.observe(purchase)
+        return PredictionOut(
+            model_version=manifest.model_version,
+            cold_start=False,
+            window_length=len(window),
+            next_behavior={
+                name: float(p)
+                for name, p in zip(manifest.behaviors, out["behavior_probs"][row], strict=True)
+            },
+            purchase_probability=purchase,
+            return_probability=float(out["return_prob"][row]),
+            horizon_seconds=manifest.horizon_seconds,
+            top_items=[
+                ScoredId(id=artifact.items.ids[int(i)], score=float(p))
+                for i, p in zip(items_idx[0], items_p[0], strict=True)
+            ],
+            top_categories=[
+                ScoredId(id=artifact.categories.ids[int(i)], score=float(p))
+                for i, p in zip(cats_idx[0], cats_p[0], strict=True)
+            ],
+            anomaly=anomaly,
+            explanation=explanation,
+        )
+
+    def _prior(self, current: LoadedModel, top_k: int, explain: bool) -> PredictionOut:
+        manifest = current.artifact.manifest
+        priors = manifest.priors
+        self.metrics.window_length.observe(0)
+        self.metrics.purchase_probability.observe(priors.purchase)
+        return PredictionOut(
+            model_version=manifest.model_version,
+            cold_start=True,
+            window_length=0,
+            next_behavior=dict(zip(manifest.behaviors, priors.behavior, strict=True)),
+            purchase_probability=priors.purchase,
+            return_probability=priors.return_,
+            horizon_seconds=manifest.horizon_seconds,
+            top_items=[ScoredId(id=i, score=None) for i in priors.top_items[:top_k]],
+            top_categories=[ScoredId(id=c, score=None) for c in priors.top_categories[:top_k]],
+            anomaly=None,
+            explanation=[] if explain else None,
+        )

@@ -1,0 +1,89 @@
+"""POST /v1/events: append events to user windows (optionally answer fresh predictions)."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+
+from fastapi import APIRouter, Query
+
+from app.deps import ApiKey, MetricsDep, PredictorDep, SettingsDep, StoreDep, check_id
+from app.errors import InvalidRequest, StoreUnavailable
+from app.schemas import EventIn, EventsBody, EventsIn, EventsOut, UserIngestOut
+from app.store import StoredEvent, new_event_id
+from model.features import Behavior, Event
+
+router = APIRouter(prefix="/v1/events", tags=["events"], dependencies=[ApiKey])
+
+
+def _validate_limits(events: list[EventIn], settings: SettingsDep) -> None:
+    if len(events) > settings.max_batch_events:
+        raise InvalidRequest(
+            "events", f"at most {settings.max_batch_events} events per request, got {len(events)}"
+        )
+    for i, e in enumerate(events):
+        for name in ("user_id", "item_id", "category_id", "event_id"):
+            check_id(settings, f"events.{i}.{name}", getattr(e, name))
+
+
+@router.post(
+    "",
+    summary="Ingest one event or a batch",
+    response_model_exclude_none=True,
+    responses={
+        413: {"description": "body over SEQCAST_MAX_BODY_BYTES"},
+        503: {"description": "window store unavailable; retry after Retry-After seconds"},
+    },
+)
+async def ingest(
+    body: EventsBody,
+    settings: SettingsDep,
+    store: StoreDep,
+    predictor: PredictorDep,
+    metrics: MetricsDep,
+    predict: bool = Query(False, description="also return each user's fresh prediction"),
+    top_k: int = Query(10, ge=1, le=100),
+) -> EventsOut:
+    """Append events to their users' windows. Re-sent events (same `event_id`) are not
+    counted twice, late events land in time order, each window keeps the model's window
+    length. Nothing is written when any event of the batch is invalid."""
+    events = body.events if isinstance(body, EventsIn) else [body]
+    try:
+        _validate_limits(events, settings)
+    except InvalidRequest:
+        metrics.events_rejected.labels("limit").inc(len(events))
+        raise
+    window_len = predictor.require().artifact.manifest.features.window_len
+    now = time.time()
+    by_user: dict[str, list[StoredEvent]] = defaultdict(list)
+    for e in events:
+        ts = now if e.timestamp is None else e.timestamp
+        event = Event(e.item_id, e.category_id, int(Behavior.parse(e.behavior)), ts)
+        by_user[e.user_id].append(StoredEvent(e.event_id or new_event_id(), event))
+    try:
+        results = await store.append(by_user, window_len)
+    except StoreUnavailable:
+        metrics.events_rejected.labels("store_unavailable").inc(len(events))
+        raise
+    added = sum(r.added for r in results.values())
+    duplicates = sum(r.duplicates for r in results.values())
+    metrics.events_ingested.inc(added)
+    metrics.events_duplicate.inc(duplicates)
+    out = EventsOut(
+        accepted=added,
+        duplicates=duplicates,
+        users=[
+            UserIngestOut(
+                user_id=user, added=r.added, duplicates=r.duplicates, window_length=r.length
+            )
+            for user, r in results.items()
+        ],
+    )
+    if predict:
+        users = list(results)
+        windows = await store.read(users)
+        predictions = await predictor.predict(windows, top_k=top_k)
+        for user, prediction in zip(users, predictions, strict=True):
+            prediction.user_id = user
+        out.predictions = predictions
+    return out

@@ -1,0 +1,251 @@
+"""Request and response bodies, named by role, with limits at the boundary.
+
+Hard caps live here (`Field`); the configurable limits (`SEQCAST_MAX_ID_LENGTH`,
+`SEQCAST_MAX_BATCH_EVENTS`) are checked against the settings in the routes.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
+
+BehaviorName = Literal["view", "fav", "cart", "buy"]
+
+ID_HARD_LIMIT = 1024
+EVENTS_HARD_LIMIT = 100_000
+SEQUENCES_HARD_LIMIT = 1000
+MAX_TIMESTAMP = 4102444800.0  # 2100-01-01
+
+Id = Annotated[str, Field(min_length=1, max_length=ID_HARD_LIMIT, pattern=r"^[^\x00-\x1f\x7f]+$")]
+
+
+def parse_timestamp(value: Any) -> float:
+    """Unix seconds (number) or an ISO 8601 string (naive = UTC) -> unix seconds."""
+    if isinstance(value, bool):
+        raise ValueError("timestamp must be unix seconds or an ISO 8601 string")
+    if isinstance(value, int | float):
+        ts = float(value)
+    elif isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(
+                "timestamp must be unix seconds or an ISO 8601 string like 2024-05-01T12:00:00Z"
+            ) from None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=timezone.utc)
+        ts = parsed.timestamp()
+    elif isinstance(value, datetime):
+        ts = value.timestamp()
+    else:
+        raise ValueError("timestamp must be unix seconds or an ISO 8601 string")
+    if not math.isfinite(ts) or not 0 <= ts <= MAX_TIMESTAMP:
+        raise ValueError("timestamp must lie between 1970-01-01 and 2100-01-01")
+    return ts
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SequenceEventIn(_Strict):
+    """One past event of a sequence scored statelessly."""
+
+    item_id: Id
+    category_id: Id | None = None
+    behavior: BehaviorName
+    timestamp: float = Field(description="unix seconds or ISO 8601 (naive = UTC)")
+
+    @field_validator("timestamp", mode="before")
+    @classmethod
+    def _ts(cls, value: Any) -> float:
+        return parse_timestamp(value)
+
+
+class EventIn(_Strict):
+    """One behavior event of one user."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "user_id": "u-1001",
+                    "item_id": "sku-42",
+                    "category_id": "shoes",
+                    "behavior": "view",
+                    "timestamp": "2024-05-01T12:00:00Z",
+                    "event_id": "evt-7f3a",
+                }
+            ]
+        }
+    )
+
+    user_id: Id
+    item_id: Id
+    category_id: Id | None = None
+    behavior: BehaviorName
+    timestamp: float | None = Field(
+        None, description="unix seconds or ISO 8601 (naive = UTC); server time if absent"
+    )
+    event_id: Id | None = Field(
+        None, description="re-sending an event with the same id does not count it twice"
+    )
+
+    @field_validator("timestamp", mode="before")
+    @classmethod
+    def _ts(cls, value: Any) -> float | None:
+        return None if value is None else parse_timestamp(value)
+
+
+class EventsIn(_Strict):
+    """A batch of events, of any number of users (up to SEQCAST_MAX_BATCH_EVENTS)."""
+
+    events: list[EventIn] = Field(min_length=1, max_length=EVENTS_HARD_LIMIT)
+
+
+def _event_body_kind(value: Any) -> str:
+    return "batch" if isinstance(value, dict) and "events" in value else "single"
+
+
+EventsBody = Annotated[
+    Annotated[EventsIn, Tag("batch")] | Annotated[EventIn, Tag("single")],
+    Discriminator(_event_body_kind),
+]
+
+
+class SequenceIn(_Strict):
+    user_id: Id | None = Field(None, description="echoed back; not looked up")
+    events: list[SequenceEventIn] = Field(max_length=EVENTS_HARD_LIMIT)
+
+
+class PredictIn(_Strict):
+    """Stateless scoring: each sequence is scored as if it were a user's window."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "sequences": [
+                        {
+                            "user_id": "what-if-1",
+                            "events": [
+                                {"item_id": "sku-42", "category_id": "shoes",
+                                 "behavior": "view", "timestamp": 1714564800},
+                                {"item_id": "sku-42", "category_id": "shoes",
+                                 "behavior": "cart", "timestamp": 1714564860},
+                            ],
+                        }
+                    ],
+                    "top_k": 5,
+                    "explain": False,
+                }
+            ]
+        }
+    )
+
+    sequences: list[SequenceIn] = Field(min_length=1, max_length=SEQUENCES_HARD_LIMIT)
+    top_k: int = Field(10, ge=1, le=100)
+    explain: bool = False
+
+
+class ScoredId(BaseModel):
+    id: str
+    score: float | None = Field(
+        description="probability among known ids; null for cold-start priors"
+    )
+
+
+class Anomaly(BaseModel):
+    surprise: float = Field(description="mean per-event surprise (nats) of the window")
+    percentile: float = Field(description="share of training windows less surprising (0..1)")
+
+
+class Contribution(BaseModel):
+    position: int = Field(description="index of the event in the window, oldest = 0")
+    item_id: str
+    category_id: str | None
+    behavior: BehaviorName
+    timestamp: float
+    contribution: float = Field(
+        description="purchase probability with the event minus without it"
+    )
+
+
+class PredictionOut(BaseModel):
+    user_id: str | None = None
+    model_version: str
+    cold_start: bool = Field(description="no history: the model's priors")
+    window_length: int
+    next_behavior: dict[str, float]
+    purchase_probability: float
+    return_probability: float
+    horizon_seconds: int
+    top_items: list[ScoredId]
+    top_categories: list[ScoredId]
+    anomaly: Anomaly | None = Field(description="null for windows of fewer than 2 events")
+    explanation: list[Contribution] | None = None
+
+
+class UserIngestOut(BaseModel):
+    user_id: str
+    added: int
+    duplicates: int
+    window_length: int
+
+
+class EventsOut(BaseModel):
+    accepted: int
+    duplicates: int
+    users: list[UserIngestOut]
+    predictions: list[PredictionOut] | None = None
+
+
+class PredictionsOut(BaseModel):
+    predictions: list[PredictionOut]
+
+
+class DeletedOut(BaseModel):
+    user_id: str
+    deleted: bool
+
+
+class ModelCardOut(BaseModel):
+    model_version: str
+    trained_at: str
+    horizon_seconds: int
+    return_gap_seconds: int
+    window_len: int
+    behaviors: list[str]
+    n_items: int
+    n_categories: int
+    metrics: dict[str, Any]
+    providers: list[str]
+    onnx_sha256: str
+    loaded_at: str
+
+
+class ReloadOut(BaseModel):
+    reloaded: bool
+    model_version: str
+    previous_version: str | None
+    reason: str | None = None
+
+
+class ReadyOut(BaseModel):
+    ready: bool
+    model: bool
+    redis: bool
+
+
+class ErrorField(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorOut(BaseModel):
+    error: str
+    message: str
+    fields: list[ErrorField] | None = None

@@ -1,0 +1,242 @@
+"""Per-user rolling event windows in Redis.
+
+Each user has two keys sharing one hash tag (so Redis Cluster keeps them on one slot):
+
+    {prefix}:{<user_id>}:w      sorted set: the window, score = event time, member =
+                                "<arrival seq, 12 hex>|<compact JSON event>"
+    {prefix}:{<user_id>}:seen   sorted set: event ids already ingested, score = arrival seq
+
+One Lua script per user does append + de-duplicate + order + trim + TTL atomically; a batch
+covering many users is one pipelined round trip. Late events land in time order (the score);
+events with the same timestamp keep their arrival order (the member's seq prefix).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Protocol
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError, ResponseError
+
+from app.errors import StoreUnavailable
+from app.metrics import Metrics
+from model.features import Event
+
+log = logging.getLogger(__name__)
+
+
+def window_key(prefix: str, user_id: str) -> str:
+    """Redis key of a user's window; `{user_id}` is the Redis Cluster hash tag."""
+    return f"{prefix}:{{{user_id}}}:w"
+
+
+def seen_key(prefix: str, user_id: str) -> str:
+    """Redis key of a user's recently seen event ids (same hash tag as the window)."""
+    return f"{prefix}:{{{user_id}}}:seen"
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """An event as ingested: the featurizer's Event plus its id (generated when absent)."""
+
+    event_id: str
+    event: Event
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    added: int
+    duplicates: int
+    length: int
+
+
+def encode_event(event: Event) -> str:
+    return json.dumps(
+        [event.item_id, event.category_id, int(event.behavior), event.ts],
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+
+
+def decode_member(member: str) -> Event:
+    _, payload = member.split("|", 1)
+    item, category, behavior, ts = json.loads(payload)
+    return Event(item, category, int(behavior), float(ts))
+
+
+def new_event_id() -> str:
+    return uuid.uuid4().hex
+
+
+# KEYS: window, seen. ARGV: window_len, ttl_seconds, seen_capacity, then (event_id, ts,
+# payload) triples. Returns {added, duplicates, window length}.
+APPEND_LUA = """
+local window_len = tonumber(ARGV[1])
+local ttl = tonumber(ARGV[2])
+local seen_cap = tonumber(ARGV[3])
+local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
+local seq = 0
+if last[2] then seq = tonumber(last[2]) end
+local added, dups = 0, 0
+for i = 4, #ARGV, 3 do
+  local eid = ARGV[i]
+  if redis.call('ZSCORE', KEYS[2], eid) then
+    dups = dups + 1
+  else
+    seq = seq + 1
+    redis.call('ZADD', KEYS[2], seq, eid)
+    redis.call('ZADD', KEYS[1], ARGV[i + 1], string.format('%012x', seq) .. '|' .. ARGV[i + 2])
+    added = added + 1
+  end
+end
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(window_len + 1))
+redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -(seen_cap + 1))
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('EXPIRE', KEYS[1], ttl)
+  redis.call('EXPIRE', KEYS[2], ttl)
+end
+return {added, dups, redis.call('ZCARD', KEYS[1])}
+"""
+
+
+class WindowStore(Protocol):
+    """What the service needs from a window backend."""
+
+    async def append(
+        self, batches: Mapping[str, Sequence[StoredEvent]], window_len: int
+    ) -> dict[str, AppendResult]: ...
+
+    async def read(self, user_ids: Sequence[str]) -> list[list[Event]]: ...
+
+    async def delete(self, user_id: str) -> bool: ...
+
+    async def ping(self) -> bool: ...
+
+    async def close(self) -> None: ...
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password, for logs and error messages."""
+    if "@" not in url:
+        return url
+    scheme, _, rest = url.partition("://")
+    creds, _, host = rest.rpartition("@")
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user + ':' if user else ''}***@{host}"
+
+
+class RedisWindowStore:
+    """WindowStore on Redis (standalone, TLS with `rediss://`, password in the URL)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str,
+        ttl_seconds: int,
+        seen_capacity: int,
+        metrics: Metrics,
+        timeout_seconds: float = 1.0,
+    ) -> None:
+        self.prefix = prefix
+        self.ttl_seconds = ttl_seconds
+        self.seen_capacity = seen_capacity
+        self.metrics = metrics
+        self.display_url = redact_url(url)
+        # One quick retry: the first command after a Redis restart meets a dead pooled
+        # connection; more retries would only delay the 503 while Redis is really down.
+        self.client: aioredis.Redis = aioredis.Redis.from_url(
+            url,
+            decode_responses=True,
+            socket_timeout=timeout_seconds,
+            socket_connect_timeout=timeout_seconds,
+            retry=Retry(NoBackoff(), 1),
+            health_check_interval=30,
+        )
+        self._append = self.client.register_script(APPEND_LUA)
+
+    @contextmanager
+    def _op(self, op: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        except (RedisError, OSError) as exc:
+            if isinstance(exc, ResponseError) and "NOSCRIPT" not in str(exc):
+                log.error("redis %s failed: %s", op, exc)
+            self.metrics.redis_up.set(0)
+            raise StoreUnavailable(
+                f"the window store at {self.display_url} is unavailable ({type(exc).__name__})"
+            ) from None
+        finally:
+            self.metrics.redis_duration.labels(op).observe(time.perf_counter() - start)
+        self.metrics.redis_up.set(1)
+
+    async def append(
+        self, batches: Mapping[str, Sequence[StoredEvent]], window_len: int
+    ) -> dict[str, AppendResult]:
+        """Append each user's events (one atomic script per user, one round trip in all)."""
+        users = list(batches)
+        if not users:
+            return {}
+        head = [window_len, self.ttl_seconds, self.seen_capacity]
+        with self._op("append"):
+            async with self.client.pipeline(transaction=False) as pipe:
+                for user in users:
+                    args: list[str | int | float] = list(head)
+                    for stored in batches[user]:
+                        args += [stored.event_id, repr(stored.event.ts),
+                                 encode_event(stored.event)]
+                    await self._append(
+                        keys=[window_key(self.prefix, user), seen_key(self.prefix, user)],
+                        args=args,
+                        client=pipe,
+                    )
+                replies = await pipe.execute()
+        return {
+            user: AppendResult(int(r[0]), int(r[1]), int(r[2]))
+            for user, r in zip(users, replies, strict=True)
+        }
+
+    async def read(self, user_ids: Sequence[str]) -> list[list[Event]]:
+        """Each user's window, oldest event first (empty for an unknown user)."""
+        if not user_ids:
+            return []
+        with self._op("read"):
+            async with self.client.pipeline(transaction=False) as pipe:
+                for user in user_ids:
+                    pipe.zrange(window_key(self.prefix, user), 0, -1)
+                replies = await pipe.execute()
+        return [[decode_member(m) for m in members] for members in replies]
+
+    async def delete(self, user_id: str) -> bool:
+        """Erase the user's window and seen ids; True when there was something to erase."""
+        with self._op("delete"):
+            removed = await self.client.delete(
+                window_key(self.prefix, user_id), seen_key(self.prefix, user_id)
+            )
+        return bool(removed)
+
+    async def ttl(self, user_id: str) -> int:
+        """Seconds until the user's window expires (-2 when there is none)."""
+        with self._op("ttl"):
+            return int(await self.client.ttl(window_key(self.prefix, user_id)))
+
+    async def ping(self) -> bool:
+        try:
+            with self._op("ping"):
+                await self.client.ping()
+        except StoreUnavailable:
+            return False
+        return True
+
+    async def close(self) -> None:
+        await self.client.aclose()
