@@ -61,6 +61,7 @@ import itertools
 import math
 import random
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -130,7 +131,7 @@ def _zipf_cumulative(n: int, s: float) -> list[float]:
     return list(itertools.accumulate(weights))
 
 
-def _pick(rnd: random.Random, cumulative: list[float]) -> int:
+def _pick(rnd: random.Random, cumulative: Sequence[float]) -> int:
     return bisect.bisect_right(cumulative, rnd.random() * cumulative[-1])
 
 
@@ -205,8 +206,8 @@ class _Shop:
         pending: list[tuple[int, int]] = []  # (step at which to buy, item)
         category = -1
         due = [r for r in repeats if r[0] <= t]
-        for r in due:
-            repeats.remove(r)
+        for repeat in due:
+            repeats.remove(repeat)
         step = 0
         while step < steps or pending:
             if due:
@@ -226,18 +227,18 @@ class _Shop:
                         category = self.popular_category()
                 item = self.item_of(category)
                 self.emit(user, item, Behavior.VIEW, t)
-                r = rnd.random()
-                if r < cfg.p_cart:
+                action = rnd.random()
+                if action < cfg.p_cart:
                     t += self._delay()
                     self.emit(user, item, Behavior.CART, t)
                     if rnd.random() < cfg.p_buy_after_cart:
                         later = rnd.randint(cfg.cart_buy_steps_min, cfg.cart_buy_steps_max)
                         pending.append((step + later, item))
                         pending.sort()
-                elif r < cfg.p_cart + cfg.p_fav:
+                elif action < cfg.p_cart + cfg.p_fav:
                     t += self._delay()
                     self.emit(user, item, Behavior.FAV, t)
-                elif r < cfg.p_cart + cfg.p_fav + cfg.p_direct_buy:
+                elif action < cfg.p_cart + cfg.p_fav + cfg.p_direct_buy:
                     t = self._buy(user, item, t + self._delay(), repeats)
             step += 1
             t += self.gap()
