@@ -690,6 +690,8 @@ def load_log(
     path = Path(path)
     if not path.is_file():
         raise DataError(f"no such file: {path}")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path} is empty: no event rows")
     t0 = time.monotonic()
     spec = _resolve_format(fmt, path, columns, behavior_map, tz_offset_seconds)
     report = DataReport(
