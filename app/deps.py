@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
 
+from app.embedded_redis import EmbeddedRedis
 from app.errors import InvalidRequest, Unauthorized
 from app.metrics import Metrics
 from app.predictor import Predictor
@@ -24,6 +25,7 @@ class Services:
     metrics: Metrics
     store: RedisWindowStore
     predictor: Predictor
+    embedded_redis: EmbeddedRedis | None = None
 
 
 def get_services(request: Request) -> Services:

@@ -118,7 +118,7 @@ def create_app(
             tasks.append(asyncio.create_task(
                 predictor.watch(settings.reload_poll_seconds), name="seqcast-reload"
             ))
-        app.state.services = Services(settings, metrics, store, predictor)
+        app.state.services = Services(settings, metrics, store, predictor, embedded)
         try:
             yield
         finally:
