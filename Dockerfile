@@ -15,6 +15,9 @@ FROM ${PYTHON_IMAGE} AS base-cpu
 RUN python -m venv /opt/venv
 
 FROM ${CUDA_IMAGE} AS base-gpu
+# The distribution's current python3 and build tools: pinning Debian/Ubuntu package versions
+# breaks the build whenever the archive moves on.
+# hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends python3 python3-venv \
     && rm -rf /var/lib/apt/lists/* \
@@ -31,6 +34,7 @@ ENV PATH=/opt/venv/bin:$PATH \
 # ---- builder: every wheel the service needs (compilers stay in this stage) ----------------
 FROM base AS builder
 ARG VARIANT
+# hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends build-essential \
     && rm -rf /var/lib/apt/lists/*
@@ -59,9 +63,11 @@ RUN pip install --index-url "${TORCH_INDEX_URL}" torch==2.13.0
 COPY pyproject.toml README.md ./
 COPY app app
 COPY model model
+# The project itself, its dependencies bounded by pyproject.toml (torch already pinned above).
+# hadolint ignore=DL3013
 RUN pip install ".[train]"
 COPY deploy/docker/train.sh /usr/local/bin/seqcast-train
-USER seqcast
+USER 10001:10001
 WORKDIR /home/seqcast
 VOLUME ["/artifacts"]
 ENTRYPOINT ["seqcast-train"]
@@ -81,7 +87,7 @@ RUN groupadd --system --gid 10001 seqcast \
 ENV SEQCAST_ENV=production \
     SEQCAST_ARTIFACT_DIR=/artifacts/current \
     SEQCAST_DATA_DIR=/var/lib/seqcast
-USER seqcast
+USER 10001:10001
 WORKDIR /home/seqcast
 VOLUME ["/artifacts"]
 EXPOSE 8000

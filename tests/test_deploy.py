@@ -290,11 +290,14 @@ def test_service_image_runs_as_non_root_and_serves_the_cli_port(dockerfile: Any,
     port = serve_defaults().port
     assert runtime.args_of("EXPOSE") == [str(port)]
     users = runtime.args_of("USER")
-    assert users and users[-1] not in ("root", "0")
-    uid = re.search(r"useradd [^&]*--uid (\d+)[^&]* " + re.escape(users[-1]), runtime.text())
-    assert uid is not None, "the USER must be created with a fixed uid"
+    assert users, "the service must not run as root"
+    uid, _, gid = users[-1].partition(":")
+    assert uid.isdigit() and int(uid) > 0, "a numeric non-root USER (runAsNonRoot can check it)"
+    created = re.search(r"useradd [^&]*--uid (\d+)", runtime.text())
+    assert created is not None and created.group(1) == uid, "USER must be the created user"
+    assert re.search(r"groupadd [^&]*--gid " + gid + r"\b", runtime.text())
     pod_security = the_one(k8s, "Deployment")["spec"]["template"]["spec"]["securityContext"]
-    assert pod_security["runAsUser"] == int(uid.group(1))
+    assert pod_security["runAsUser"] == int(uid) and pod_security["runAsGroup"] == int(gid)
     assert pod_security["runAsNonRoot"] is True
     assert exec_form(runtime.args_of("VOLUME")[0]) == [ARTIFACT_MOUNT]
     assert exec_form(runtime.args_of("ENTRYPOINT")[0]) == ["seqcast"]
