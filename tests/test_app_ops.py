@@ -90,7 +90,7 @@ def test_redis_outage_answers_503_then_recovers_by_itself(
     make_settings: Callable[..., Settings], registry: CollectorRegistry,
     live_server: LiveServerFactory, tmp_path: Path,
 ) -> None:
-    redis_server = EmbeddedRedis(tmp_path / "redis", appendonly=True)
+    redis_server = EmbeddedRedis(tmp_path / "redis", appendonly=False)
     redis_server.start()
     app = create_app(
         make_settings(redis_url=redis_server.url, redis_timeout_seconds=0.3), registry
@@ -111,9 +111,10 @@ def test_redis_outage_answers_503_then_recovers_by_itself(
 
             redis_server.start()
             wait_until(lambda: http.get("/readyz").status_code == 200)
+            # A Redis without persistence came back empty: the user starts over.
             back = http.get("/v1/users/o/prediction")
-            assert back.status_code == 200 and back.json()["window_length"] == 3
-            assert http.post("/v1/events", json=events("o", 4)).json()["accepted"] == 1
+            assert back.status_code == 200 and back.json()["cold_start"] is True
+            assert http.post("/v1/events", json=events("o", 4)).json()["accepted"] == 4
             assert "seqcast_redis_up 1.0" in http.get("/metrics").text
     finally:
         redis_server.stop()
