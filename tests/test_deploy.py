@@ -615,3 +615,28 @@ def test_promtool_accepts_config_and_rules() -> None:
             timeout=60,
         )
         assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_gpu_override_and_training_job_fit_the_base_files(
+    compose: dict[str, Any], k8s: dict[str, dict[str, Any]]
+) -> None:
+    override = yaml.safe_load((DEPLOY / "compose.gpu.yml").read_text())
+    assert set(override["services"]) == {"api"} <= set(compose["services"])
+    assert override["services"]["api"]["build"]["args"]["VARIANT"] == "gpu"
+    assert "gpu" in image_requirements.VARIANTS
+    job = yaml.safe_load((K8S / "jobs" / "train.yaml").read_text())
+    spec = job["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    (mount,) = container["volumeMounts"]
+    assert mount["mountPath"] == ARTIFACT_MOUNT and not mount.get("readOnly", False)
+    (volume,) = [v for v in spec["volumes"] if v["name"] == mount["name"]]
+    deployment = the_one(k8s, "Deployment")["spec"]["template"]["spec"]
+    (served,) = [v for v in deployment["volumes"] if "persistentVolumeClaim" in v]
+    assert volume["persistentVolumeClaim"]["claimName"] == served["persistentVolumeClaim"][
+        "claimName"]
+    assert spec["securityContext"]["runAsUser"] == deployment["securityContext"]["runAsUser"]
+    assert container["image"].endswith(":trainer")
+    script_vars = set(re.findall(r"\$\{?(SEQCAST_[A-Z_]+)", (DEPLOY / "docker" / "train.sh")
+                                 .read_text()))
+    assert {e["name"] for e in container["env"]} <= script_vars
+    assert set(compose["services"]["trainer"]["environment"]) <= script_vars
