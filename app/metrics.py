@@ -68,7 +68,7 @@ class Metrics:
         )
         self.events_rejected = Counter(
             "seqcast_events_rejected_total",
-            "Events refused, by reason (validation, limit, auth, store_unavailable).",
+            "Events refused, by reason (validation, limit, store_unavailable).",
             ["reason"],
             registry=r,
         )
