@@ -49,6 +49,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from model.errors import SeqcastError
 from model.features import BEHAVIOR_NAMES, Behavior
 from model.sequences import EventLog
 
@@ -69,8 +70,12 @@ _MAX_COUNTED_VALUES = 20
 _MAX_EXAMPLES = 5
 
 
-class DataError(ValueError):
+class DataError(SeqcastError, ValueError):
     """The input is not a usable event log (one clear message naming the problem)."""
+
+
+class OptionError(SeqcastError, ValueError):
+    """A bad format name, column mapping or behavior mapping (the message names it)."""
 
 
 @dataclass(frozen=True)
@@ -119,8 +124,9 @@ _NAMED = {f.name: f for f in (_TAOBAO, _REES46, _RETAILROCKET)}
 def parse_mapping(text: str) -> dict[str, str]:
     """'user=uid,item=sku' -> {'user': 'uid', 'item': 'sku'} (the CLI's mapping syntax).
 
-    Keys and values are stripped; an empty text gives an empty mapping. Raises ValueError
-    naming the offending part for a pair without '=', an empty side, or a repeated key.
+    Keys and values are stripped; an empty text gives an empty mapping. Raises OptionError
+    (a ValueError) naming the offending part: a pair without '=', an empty side, a repeated
+    key.
     """
     out: dict[str, str] = {}
     for part in text.split(","):
@@ -129,11 +135,11 @@ def parse_mapping(text: str) -> dict[str, str]:
         key, sep, value = part.partition("=")
         key, value = key.strip(), value.strip()
         if not sep:
-            raise ValueError(f"mapping entry {part.strip()!r} has no '='; expected key=value")
+            raise OptionError(f"mapping entry {part.strip()!r} has no '='; expected key=value")
         if not key or not value:
-            raise ValueError(f"mapping entry {part.strip()!r} needs a non-empty key and value")
+            raise OptionError(f"mapping entry {part.strip()!r} needs a non-empty key and value")
         if key in out:
-            raise ValueError(f"mapping key {key!r} given twice")
+            raise OptionError(f"mapping key {key!r} given twice")
         out[key] = value
     return out
 
@@ -556,16 +562,16 @@ def _resolve_format(
     tz_offset_seconds: int | None,
 ) -> _Format:
     if fmt not in FORMATS:
-        raise ValueError(f"unknown format {fmt!r}; allowed: {', '.join(FORMATS)}")
+        raise OptionError(f"unknown format {fmt!r}; allowed: {', '.join(FORMATS)}")
     if fmt == "auto":
         fmt = _sniff(path, columns)
     if fmt in _NAMED:
         base = _NAMED[fmt]
         if columns:
-            raise ValueError(f"a column mapping applies to csv and parquet, not to {fmt}")
+            raise OptionError(f"a column mapping applies to csv and parquet, not to {fmt}")
     else:
         if not columns:
-            raise ValueError(
+            raise OptionError(
                 f"format {fmt} needs a column mapping for {', '.join(REQUIRED_COLUMNS)} "
                 "(and optionally category), e.g. user=uid,item=sku,behavior=action,timestamp=ts"
             )
@@ -574,20 +580,20 @@ def _resolve_format(
     if columns:
         unknown = set(columns) - set(CANONICAL_COLUMNS)
         if unknown:
-            raise ValueError(
+            raise OptionError(
                 f"unknown column name(s) {', '.join(sorted(unknown))} in the column mapping; "
                 f"allowed: {', '.join(CANONICAL_COLUMNS)}"
             )
         missing = [c for c in REQUIRED_COLUMNS if c not in columns]
         if missing:
-            raise ValueError(f"the column mapping lacks {', '.join(missing)}")
+            raise OptionError(f"the column mapping lacks {', '.join(missing)}")
         cols = dict(columns)
     bmap = dict(base.behavior_map)
     for value, target in (behavior_map or {}).items():
         target = target.strip().lower()
         if target not in (*BEHAVIOR_NAMES, DROP):
             allowed = ", ".join((*BEHAVIOR_NAMES, DROP))
-            raise ValueError(f"behavior map sends {value!r} to {target!r}; allowed: {allowed}")
+            raise OptionError(f"behavior map sends {value!r} to {target!r}; allowed: {allowed}")
         bmap[value.strip().lower()] = target
     tz = base.tz_offset_seconds if tz_offset_seconds is None else int(tz_offset_seconds)
     return _Format(
@@ -684,8 +690,8 @@ def load_log(
     columns maps canonical names (user, item, category, behavior, timestamp) to file columns
     (csv/parquet only); behavior_map maps file values to view|fav|cart|buy|drop on top of
     the format's own map; tz_offset_seconds overrides the format's time zone (Taobao +8 h,
-    others 0). Raises DataError for a file that is not an event log, ValueError for bad
-    options.
+    others 0). Raises DataError for a file that is not an event log, OptionError for bad
+    options (both SeqcastError and ValueError).
     """
     path = Path(path)
     if not path.is_file():
