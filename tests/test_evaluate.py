@@ -1,0 +1,183 @@
+"""The evaluator: vocabulary -> code-space mapping, the result's JSON shape on a real
+exported model, and the report files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from model import metrics
+from model.baselines import Horizon, fit_classical
+from model.evaluate import BASELINES, VocabScorer, evaluate, score_points, window_events
+from model.features import FIRST_KNOWN, Features, FeatureSpec, Vocab
+from model.report import comparison_table, write_report
+from model.sequences import EventLog, Points, TimeSplit
+from model.sequences import test_points as points_of
+
+M_KEYS = {
+    "next_behavior": {"macro_auc", "log_loss", "accuracy", "macro_f1"},
+    "purchase": {"auc", "pr_auc", "log_loss", "ece"},
+    "next_item": {"recall@20", "ndcg@10"},
+    "next_category": {"recall@20", "ndcg@10"},
+}
+
+
+def small_log() -> tuple[EventLog, TimeSplit]:
+    """Two users cycling through items a, b, c (categories x, y, x), one event a minute,
+    and a third who only touches an item that no vocabulary knows."""
+    rows = []
+    for u in range(2):
+        for k in range(24):
+            rows.append((u, k % 3, (k % 3) % 2, k % 4 == 3 and 3 or 0, 1_000_000 + 60 * k + u))
+    rows += [(2, 3, 1, 0, 1_000_000 + 60 * k + 5) for k in range(24)]
+    user, item, category, behavior, ts = (np.array(c) for c in zip(*rows, strict=True))
+    log = EventLog.from_codes(
+        user,
+        item,
+        category,
+        behavior,
+        ts,
+        np.array(["u0", "u1", "u2"]),
+        np.array(["a", "b", "c", "stranger"]),
+        np.array(["x", "y"]),
+    )
+    start, end = int(log.ts.min()), int(log.ts.max())
+    return log, TimeSplit(val_cutoff=start + 600, test_cutoff=start + 900, end=end)
+
+
+class RepeatLastItem:
+    """A deterministic stand-in network: the last event's item gets logit 5 and every other
+    column, OOV buckets included, logit 1; behavior and binary heads are constants."""
+
+    def __init__(self, n_items: int, n_categories: int) -> None:
+        self.n_items, self.n_categories = n_items, n_categories
+
+    def __call__(self, features: Features) -> dict[str, np.ndarray]:
+        b = len(features["item"])
+        items = np.ones((b, self.n_items), dtype=np.float32)
+        items[np.arange(b), features["item"][:, -1]] = 5.0
+        return {
+            "behavior_probs": np.tile([0.7, 0.1, 0.1, 0.1], (b, 1)),
+            "purchase_prob": np.full(b, 0.2),
+            "return_prob": np.full(b, 0.5),
+            "category_logits": np.zeros((b, self.n_categories), dtype=np.float32),
+            "item_logits": items,
+        }
+
+
+def test_window_events_are_the_windows_in_order() -> None:
+    points = Points(
+        start=np.array([3, 10]), last=np.array([5, 10]), purchase=np.zeros(2), returns=np.zeros(2)
+    )
+    rows, local_starts, lengths = window_events(points)
+    assert rows.tolist() == [3, 4, 5, 10]
+    assert local_starts.tolist() == [0, 3] and lengths.tolist() == [3, 1]
+
+
+def test_vocab_logits_map_to_log_codes_and_oov_never_ranks() -> None:
+    log, split = small_log()
+    spec = FeatureSpec(window_len=4, n_oov_items=8, n_oov_categories=2)
+    # "c" is left out of the item vocabulary: the model can never rank it.
+    items, categories = Vocab(["b", "a"], 8), Vocab(["x", "y"], 2)
+    model = RepeatLastItem(items.size, categories.size)
+    scorer = VocabScorer(model, spec, items, categories)
+    points = points_of(log, split, 4, 600, 120)
+    out = scorer.score(log, points)
+    assert out.item is not None and out.item.shape == (len(points), 4)
+    last = log.item[points.last]
+    known = np.isin(last, [0, 1])  # a or b: in the vocabulary
+    assert (out.item[known].argmax(axis=1) == last[known]).all()
+    assert np.isneginf(out.item[:, 2]).all() and np.isneginf(out.item[:, 3]).all()
+    # The "stranger" hashes into an OOV bucket whose logit is the top one: still not ranked.
+    stranger = last == 3
+    assert stranger.any() and np.isfinite(out.item[stranger][:, :2]).all()
+    assert items.index_of("stranger") >= FIRST_KNOWN + items.n_known
+
+    result = score_points(scorer, log, points)
+    targets = log.item[points.target]
+    assert result["next_item"]["unseen_rate"] == pytest.approx(np.isin(targets, [2, 3]).mean())
+    assert set(result) == {"next_behavior", "purchase", "return", "next_item", "next_category"}
+
+
+def _assert_m(m: dict[str, Any], heads: set[str]) -> None:
+    assert heads <= set(m)
+    for head in heads:
+        assert M_KEYS[head] <= set(m[head]), head
+
+
+def test_report_files_from_a_baseline_evaluation(tmp_path: Path) -> None:
+    log, split = small_log()
+    h = Horizon(window_len=4, horizon=600, return_gap=120)
+    points = points_of(log, split, h.window_len, h.horizon, h.return_gap)
+    scorers = fit_classical(["popularity", "markov", "last"], log, split, h)
+    evaluation = {
+        "n_test_points": len(points),
+        "model": score_points(scorers["markov"], log, points),
+        "baselines": {name: score_points(s, log, points) for name, s in scorers.items()},
+    }
+    rng = np.random.default_rng(0)
+    p = rng.uniform(size=200)
+    calibration = {
+        "temperatures": {"behavior": 1.3, "purchase": 0.8},
+        "before": {"purchase": metrics.reliability(p**2, rng.uniform(size=200) < p).to_dict()},
+        "after": {"purchase": metrics.reliability(p, rng.uniform(size=200) < p).to_dict()},
+    }
+    history = [
+        {
+            "epoch": 1,
+            "train_loss": {"behavior": 1.2, "item": 8.0},
+            "val_loss": {"behavior": 1.1, "item": 7.5},
+            "events_per_s": 31000.0,
+        },
+        {
+            "epoch": 2,
+            "train_loss": {"behavior": 1.0, "item": 7.0},
+            "val_loss": {"behavior": 1.0, "item": 7.4},
+            "events_per_s": 32000.0,
+        },
+    ]
+    write_report(tmp_path, evaluation, history, calibration, {"rows_read": 72, "steps": []})
+    report = tmp_path / "report"
+    for png in ("training_curves.png", "reliability.png", "confusion_matrix.png"):
+        data = (report / png).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000, png
+    saved = json.loads((report / "metrics.json").read_text())
+    assert saved["n_test_points"] == len(points)
+    assert saved["training"]["calibration"]["temperatures"]["purchase"] == 0.8
+    md = (report / "report.md").read_text()
+    assert "| metric | model | popularity | markov | last |" in md
+    assert "rows_read: 72" in md and "| purchase | 0.8000 |" in md
+    # "last" answers no purchase question: its cell says so.
+    purchase_row = next(line for line in md.splitlines() if line.startswith("| purchase: log loss"))
+    assert purchase_row.rstrip().endswith("| — |")
+    assert comparison_table(evaluation).count("\n") >= 10
+
+
+@pytest.mark.slow
+def test_evaluate_shape_on_the_exported_demo_model(demo_artifact: Path, tmp_path: Path) -> None:
+    """The exact `seqcast evaluate --json` shape, from the real ONNX artifact, on a fresh
+    synthetic log (the demo's shoppers; the ids overlap with its vocabulary)."""
+    from model.synth import generate
+
+    log = generate(120, seed=0)
+    split = TimeSplit.by_fraction(log, 0.2, 0.1)
+    names = ["popularity", "markov", "last", "lightgbm"]
+    result = evaluate(demo_artifact, log, split, baselines=names, progress=False)
+    json.loads(json.dumps(result, allow_nan=False))  # strict JSON
+    assert result["n_test_points"] > 0
+    assert list(result["baselines"]) == names
+    _assert_m(result["model"], set(M_KEYS))
+    for name in ("popularity", "markov"):
+        _assert_m(result["baselines"][name], set(M_KEYS))
+    _assert_m(result["baselines"]["last"], {"next_behavior", "next_item", "next_category"})
+    _assert_m(result["baselines"]["lightgbm"], {"next_behavior", "purchase"})
+    assert "next_item" not in result["baselines"]["lightgbm"]
+    model = result["model"]
+    assert 0.0 <= model["next_item"]["unseen_rate"] < 1.0
+    assert model["next_behavior"]["n"] == result["n_test_points"]
+    assert model["purchase"]["n"] + model["purchase"]["n_censored"] == result["n_test_points"]
+    assert set(BASELINES) == {"popularity", "markov", "last", "gru", "lightgbm"}
