@@ -33,6 +33,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from model.features import BEHAVIOR_NAMES
 
@@ -155,6 +156,7 @@ def plot_training_curves(history: list[Mapping[str, Any]], path: Path) -> None:
             if points:
                 ax.plot(*zip(*points, strict=True), style, label=label, markersize=3)
         ax.set_title(head)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel("loss")
         ax.grid(alpha=0.3)
