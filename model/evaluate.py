@@ -120,10 +120,12 @@ class VocabScorer:
         scores[:, ~known] = -np.inf
         return scores
 
-    def score(self, log: EventLog, points: Points) -> Scores:
+    def features(self, log: EventLog, points: Points) -> Features:
+        """Model inputs of the points' windows (what `featurize_windows` makes of the same
+        events as raw `Event`s)."""
         self._bind(log)
         rows, local_starts, lengths = window_events(points)
-        features = featurize_indexed(
+        return featurize_indexed(
             self.item_index[log.item[rows]],
             self.category_index[log.category[rows]],
             log.behavior[rows],
@@ -132,7 +134,9 @@ class VocabScorer:
             lengths,
             self.spec,
         )
-        out = self.predict(features)
+
+    def score(self, log: EventLog, points: Points) -> Scores:
+        out = self.predict(self.features(log, points))
         return Scores(
             behavior=np.asarray(out["behavior_probs"], dtype=np.float64),
             purchase=np.asarray(out["purchase_prob"], dtype=np.float64),
