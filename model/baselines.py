@@ -21,8 +21,9 @@ an answer for a head leaves it None and the evaluator omits the head.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -426,7 +427,9 @@ class LightGBM:
             valid = (
                 [] if hold is None else [lgb.Dataset(x[rows[hold]], y[hold], reference=train_set)]
             )
-            callbacks = [lgb.early_stopping(30, verbose=False)] if valid else []
+            callbacks: list[Callable[..., Any]] = (
+                [lgb.early_stopping(30, verbose=False)] if valid else []
+            )
             return lgb.train(
                 {**params, **objective},
                 train_set,

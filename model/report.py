@@ -113,11 +113,13 @@ def _losses(record: Mapping[str, Any], key: str) -> dict[str, float]:
     """Per-head losses of an epoch record; a plain float counts as head "total"."""
     value = record.get(key)
     if isinstance(value, Mapping):
-        return {k: float(v) for k, v in value.items() if _number(v) is not None}
-    out = {"total": float(value)} if _number(value) is not None else {}
-    total = record.get(key.replace("_loss", "_total"))
-    if _number(total) is not None:
-        out["total"] = float(total)
+        numbers = {k: _number(v) for k, v in value.items()}
+        return {k: v for k, v in numbers.items() if v is not None}
+    out: dict[str, float] = {}
+    for candidate in (value, record.get(key.replace("_loss", "_total"))):
+        number = _number(candidate)
+        if number is not None:
+            out["total"] = number
     return out
 
 
@@ -210,7 +212,7 @@ def plot_reliability(
     fig.savefig(path)
 
 
-def plot_confusion(matrix: Sequence[Sequence[int]], path: Path) -> None:
+def plot_confusion(matrix: Sequence[Sequence[int]] | np.ndarray, path: Path) -> None:
     """Row-normalized confusion matrix (true class per row) with the counts written in."""
     counts = np.asarray(matrix, dtype=np.float64)
     share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1.0)
