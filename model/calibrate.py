@@ -78,7 +78,7 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
             loss = F.binary_cross_entropy_with_logits(scaled, target)
         else:
             loss = F.cross_entropy(scaled, target)
-        loss.backward()  # type: ignore[no-untyped-call]
+        loss.backward()
         return loss
 
     opt.step(nll)

@@ -117,6 +117,8 @@ class SeqNet(nn.Module):
     that is easy to recognise is also easy to predict, and rarely seen rows share statistics.
     """
 
+    causal: Tensor
+
     def __init__(self, cfg: NetConfig) -> None:
         super().__init__()
         self.cfg = cfg

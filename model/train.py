@@ -25,7 +25,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -33,7 +33,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DistributedSampler
+from torch.utils.data import Dataset, DistributedSampler
 
 from model.artifact import Priors
 from model.calibrate import Calibration, calibrate
@@ -81,12 +81,15 @@ class TrainConfig:
     return_gap_seconds: int = 1800
     encoder: str = "transformer"  # "transformer" | "gru"
     item_loss: str = "sampled"  # "sampled" (log-Q corrected sampled softmax) | "full"
-    n_negatives: int = 1024  # shared negatives per batch for the sampled item softmax
+    n_negatives: int = 1024  # negatives shared by a batch, sampled item softmax
+    category_loss: str = "full"  # "full" | "sampled"
+    n_category_negatives: int = 256
     device: str = "auto"  # "auto" (CUDA when present) | "cpu" | "cuda" | "cuda:N"
 
     def __post_init__(self) -> None:
-        if self.item_loss not in ("sampled", "full"):
-            raise ValueError(f"item_loss must be 'sampled' or 'full', not {self.item_loss!r}")
+        for name in ("item_loss", "category_loss"):
+            if getattr(self, name) not in ("sampled", "full"):
+                raise ValueError(f"{name} must be 'sampled' or 'full', not {getattr(self, name)!r}")
         if self.encoder not in ("transformer", "gru"):
             raise ValueError(f"encoder must be 'transformer' or 'gru', not {self.encoder!r}")
         if self.window_len < 2:
@@ -273,6 +276,22 @@ def training_windows(events: EventLog, window_len: int) -> tuple[np.ndarray, np.
     return start.astype(np.int64), (end - start).astype(np.int64)
 
 
+def length_batches(
+    order: np.ndarray, lengths: np.ndarray, batch_size: int, rng: np.random.Generator,
+    group: int = 16,
+) -> list[np.ndarray]:
+    """Batches of window indices in `order`, grouped by similar length: every `group`
+    batches' worth of windows is sorted by length, cut into batches, and the batches are
+    shuffled. Short windows then share batches and padding (computed for nothing) shrinks."""
+    batches: list[np.ndarray] = []
+    span = batch_size * group
+    for lo in range(0, len(order), span):
+        chunk = order[lo : lo + span]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
 def _targets(data: Indexed, where: np.ndarray) -> dict[str, np.ndarray]:
     """Per-position targets: next event's behavior/category/item (-1 where none), labels."""
     safe = np.maximum(where, 0)
@@ -300,37 +319,61 @@ class TrainStep(nn.Module):
     estimate of the full softmax's gradient in expectation (Bengio & Senecal; Yi et al. 2019).
     """
 
-    def __init__(self, net: SeqNet, item_log_q: Tensor | None) -> None:
+    def __init__(self, net: SeqNet, item_log_q: Tensor, category_log_q: Tensor) -> None:
         super().__init__()
         self.net = net
-        self.item_log_q: Tensor | None
+        self.item_log_q: Tensor
+        self.category_log_q: Tensor
         self.register_buffer("item_log_q", item_log_q)
+        self.register_buffer("category_log_q", category_log_q)
 
     def forward(
-        self, inputs: list[Tensor], targets: dict[str, Tensor], negatives: Tensor | None
+        self,
+        inputs: list[Tensor],
+        targets: dict[str, Tensor],
+        item_negatives: Tensor | None,
+        category_negatives: Tensor | None,
     ) -> Tensor:
         """Returns the per-head mean losses (len(HEAD_NAMES),); their sum is minimised."""
-        out = self.net(*inputs)
-        nxt = targets["behavior"] >= 0  # (B, T) positions with a next event
-        zero = out.behavior.sum() * 0.0  # keeps the graph connected for empty batches
+        net = self.net
+        hidden = net.encode(*inputs)  # (B, T, C)
+        zero = hidden.sum() * 0.0  # keeps the graph connected for empty batches
+        labelled = (targets["purchase"] >= 0) | (targets["return"] >= 0)  # (B, T)
+        h = hidden[labelled]  # (M, C)
         losses = [
-            _masked_ce(out.behavior[nxt], targets["behavior"][nxt], zero),
-            _masked_bce(out.purchase, targets["purchase"], zero),
-            _masked_bce(out.returns, targets["return"], zero),
-            _masked_ce(out.category[nxt], targets["category"][nxt], zero),
+            _masked_bce(net.purchase_head(h).squeeze(-1), targets["purchase"][labelled], zero),
+            _masked_bce(net.return_head(h).squeeze(-1), targets["return"][labelled], zero),
         ]
-        h = out.hidden[nxt]  # (N, C)
-        item = targets["item"][nxt]  # (N,)
-        if negatives is None or self.item_log_q is None:
-            losses.append(_masked_ce(self.net.item_logits(h), item, zero))
-        else:
-            log_q = self.item_log_q
-            pos = self.net.item_logits_at(h, item) - log_q[item]  # (N,)
-            neg = self.net.item_logits(h, negatives) - log_q[negatives]  # (N, S)
-            neg = neg.masked_fill(negatives[None, :] == item[:, None], float("-inf"))
-            logits = torch.cat([pos[:, None], neg], dim=1)  # (N, 1 + S)
-            losses.append(_masked_ce(logits, torch.zeros_like(item), zero))
-        return torch.stack(losses)
+        nxt = targets["behavior"] >= 0  # (B, T) positions with a next event
+        h = hidden[nxt]  # (N, C): the heads run only where there is something to predict
+        behavior = _masked_ce(net.behavior_head(h), targets["behavior"][nxt], zero)
+        category = _softmax_loss(
+            net.category_proj(h), net.category_emb.weight, net.category_bias,
+            targets["category"][nxt], category_negatives, self.category_log_q, zero,
+        )
+        item = _softmax_loss(
+            net.item_proj(h), net.item_emb.weight, net.item_bias,
+            targets["item"][nxt], item_negatives, self.item_log_q, zero,
+        )
+        return torch.stack([behavior, losses[0], losses[1], category, item])
+
+
+def _softmax_loss(
+    query: Tensor, table: Tensor, bias: Tensor, target: Tensor, negatives: Tensor | None,
+    log_q: Tensor, zero: Tensor,
+) -> Tensor:
+    """Cross-entropy of a tied output layer (logits = query @ table.T + bias): the full
+    softmax when negatives is None, else the logQ-corrected sampled softmax over
+    [target, negatives] with accidental hits (a negative equal to the target) masked."""
+    if target.numel() == 0:
+        return zero
+    if negatives is None:
+        return F.cross_entropy(torch.addmm(bias, query, table.T), target)
+    pos = (query * table[target]).sum(-1) + bias[target] - log_q[target]  # (N,)
+    neg = torch.addmm(bias[negatives] - log_q[negatives], query, table[negatives].T)  # (N, S)
+    neg = neg.masked_fill(negatives[None, :] == target[:, None], float("-inf"))
+    logits = torch.cat([pos[:, None], neg], dim=1)  # (N, 1 + S)
+    return F.cross_entropy(logits, torch.zeros_like(target))
 
 
 def _masked_ce(logits: Tensor, target: Tensor, zero: Tensor) -> Tensor:
@@ -488,6 +531,14 @@ def _warm_start(
                             path, name)
 
 
+def _proposal(index: np.ndarray, size: int, device: torch.device) -> Tensor:
+    """Negative-sampling distribution over vocabulary rows: training counts (+1) to the
+    power 0.75 (word2vec's choice: frequent rows often, the tail still reachable)."""
+    counts = np.bincount(index, minlength=size).astype(np.float64) + 1.0
+    q = counts**0.75
+    return torch.from_numpy(q / q.sum()).float().to(device)
+
+
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """The checkpoint dict written by TrainedModel.save_checkpoint (a dir or a file)."""
     file = path / CHECKPOINT if path.is_dir() else path
@@ -563,11 +614,9 @@ def fit(
     if old is not None and init_from is not None:
         _warm_start(net, init_from, items, categories, old)
     net.to(device)
-    counts = np.bincount(data.item, minlength=items.size).astype(np.float64) + 1.0
-    q = counts ** 0.75  # the word2vec "unigram^0.75" proposal: frequent, not only the head
-    q /= q.sum()
-    item_q = torch.from_numpy(q).float().to(device)
-    step_module = TrainStep(net, item_q.log() if cfg.item_loss == "sampled" else None)
+    item_q = _proposal(data.item, items.size, device)
+    category_q = _proposal(data.category, categories.size, device)
+    step_module = TrainStep(net, item_q.log(), category_q.log())
     model: nn.Module = step_module
     if world > 1:
         model = DistributedDataParallel(
@@ -585,8 +634,9 @@ def fit(
         opt, lambda s: min(1.0, (s + 1) / max(cfg.warmup_steps, 1))
     )
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
+    windows = cast(Dataset[int], range(len(starts)))  # the sampler only needs len()
     sampler = (
-        DistributedSampler(range(len(starts)), world, rank, shuffle=True, seed=cfg.seed)
+        DistributedSampler(windows, world, rank, shuffle=True, seed=cfg.seed)
         if world > 1
         else None
     )
@@ -612,17 +662,24 @@ def fit(
         sums = torch.zeros(len(HEAD_NAMES), dtype=torch.float64)
         n_steps, n_events = 0, 0
         t0 = time.perf_counter()
-        for lo in range(0, len(order), cfg.batch_size):
-            b = order[lo : lo + cfg.batch_size]
-            feats, where = data.batch(starts[b], lengths[b], spec, cfg.window_len)
+        for b in length_batches(order, lengths, cfg.batch_size, rng):
+            width = int(lengths[b].max())  # left padding beyond the longest window is dropped
+            feats, where = data.batch(starts[b], lengths[b], spec, width)
             inputs = [torch.from_numpy(feats[k]).to(device) for k in INPUT_NAMES]
             targets = {k: torch.from_numpy(v).to(device) for k, v in _targets(data, where).items()}
-            negatives = (
+            item_negatives = (
                 torch.multinomial(item_q, cfg.n_negatives, replacement=True, generator=gen)
                 if cfg.item_loss == "sampled"
                 else None
             )
-            losses = model(inputs, targets, negatives)
+            category_negatives = (
+                torch.multinomial(
+                    category_q, cfg.n_category_negatives, replacement=True, generator=gen
+                )
+                if cfg.category_loss == "sampled"
+                else None
+            )
+            losses = model(inputs, targets, item_negatives, category_negatives)
             opt.zero_grad(set_to_none=True)
             losses.sum().backward()
             nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)

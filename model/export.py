@@ -1,0 +1,176 @@
+"""Export: a TrainedModel -> an artifact directory the service can load.
+
+Writes model.onnx (the `model.net.Scorer` graph: calibrated outputs named
+`model.artifact.OUTPUT_NAMES`, dynamic batch and time axes), vocab.json, checkpoint.pt (for
+warm starts), optionally model.int8.onnx, and last manifest.json - but only after the
+parity check passed: the service's own path (raw events -> `featurize_windows` -> ONNX
+Runtime, through `model.runtime.OnnxModel`) must agree with PyTorch on real windows.
+A directory without manifest.json is not an artifact, so a failed export leaves none.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from model.artifact import (
+    MANIFEST,
+    ONNX,
+    ONNX_INT8,
+    OUTPUT_NAMES,
+    Artifact,
+    Manifest,
+    load_artifact,
+    sha256_of,
+    write_manifest,
+    write_vocab,
+)
+from model.errors import SeqcastError
+from model.features import INPUT_NAMES, Event, featurize_windows
+from model.runtime import OnnxModel
+from model.train import CHECKPOINT, TrainedModel
+
+logger = logging.getLogger(__name__)
+
+OPSET = 17
+PARITY_TOLERANCE = 1e-4
+"""Parity tolerance: |onnx - torch| <= PARITY_TOLERANCE * max(1, |torch|), every output.
+
+Both sides compute the same float32 graph; they differ only in kernel choice and summation
+order (ONNX Runtime fuses LayerNorm, GELU, attention and MatMul+Add). float32 has a relative
+precision of 6e-8; a dot product over d_model terms rounds with an error of order
+sqrt(d_model) * 6e-8 relative, and the graph chains about 4 such reductions per layer plus
+the output softmaxes, so honest disagreement stays below ~1e-5 relative (observed: ~5e-7).
+1e-4 leaves a tenfold margin, while every real defect this check exists to catch - a
+featurization difference between trainer and service, a mis-ordered vocabulary, a missing
+mask, a temperature not baked in, a traced constant that should have been a dynamic shape -
+moves outputs by 1e-2 or more. Relative above 1 because logits and surprises reach tens.
+"""
+
+
+class ExportError(SeqcastError):
+    """The exported model does not reproduce PyTorch; no artifact was written."""
+
+
+def _example_inputs() -> tuple[torch.Tensor, ...]:
+    """A (2, 3) batch for tracing, with a padded row so the traced graph sees padding."""
+    ones = torch.ones(2, 3, dtype=torch.int64)
+    ones[0, 0] = 0
+    return tuple(ones.clone() for _ in INPUT_NAMES)
+
+
+def _export_onnx(trained: TrainedModel, path: Path) -> None:
+    scorer = trained.scorer()
+    axes = {name: {0: "batch", 1: "time"} for name in INPUT_NAMES}
+    axes.update({name: {0: "batch"} for name in OUTPUT_NAMES})
+    axes["event_surprise"] = {0: "batch", 1: "time"}
+    with warnings.catch_warnings():
+        # The TorchScript exporter is deprecated in favour of the dynamo one, and nn.GRU's
+        # tracing warns about batch-size checks; the parity check below is what vouches
+        # for the graph, on batch sizes and window lengths other than the traced ones.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", message=".*GRU.*", category=UserWarning)
+        torch.onnx.export(
+            scorer,
+            _example_inputs(),
+            str(path),
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=list(INPUT_NAMES),
+            output_names=list(OUTPUT_NAMES),
+            dynamic_axes=axes,
+        )
+
+
+def parity_errors(
+    trained: TrainedModel, artifact: Artifact, windows: Sequence[Sequence[Event]],
+    *, int8: bool = False,
+) -> dict[str, float]:
+    """Largest |onnx - torch| / max(1, |torch|) per output on these raw-event windows."""
+    onnx_out = OnnxModel(artifact, int8=int8).score(windows)
+    features = featurize_windows(windows, trained.spec, trained.items, trained.categories)
+    torch_out = trained.predict(features)
+    return {
+        name: float(
+            np.max(
+                np.abs(onnx_out[name] - torch_out[name]) / np.maximum(1.0, np.abs(torch_out[name])),
+                initial=0.0,
+            )
+        )
+        for name in OUTPUT_NAMES
+    }
+
+
+def _quantize(out: Path) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(out / ONNX), str(out / ONNX_INT8), weight_type=QuantType.QInt8)
+
+
+def export(
+    trained: TrainedModel,
+    out: Path,
+    *,
+    parity_windows: list[list[Event]],
+    metrics: dict[str, Any] | None = None,
+    int8: bool = False,
+) -> Artifact:
+    """Write the artifact into `out` and return it loaded. Raises ExportError (and leaves no
+    manifest.json) when ONNX Runtime and PyTorch disagree beyond PARITY_TOLERANCE."""
+    if not parity_windows or any(len(w) == 0 for w in parity_windows):
+        raise ValueError("export needs non-empty parity windows (real windows of raw events)")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MANIFEST).unlink(missing_ok=True)  # from here until the end, not an artifact
+    _export_onnx(trained, out / ONNX)
+    write_vocab(out, trained.items, trained.categories)
+    trained.save_checkpoint(out / CHECKPOINT)
+    if int8:
+        _quantize(out)
+    sha = sha256_of(out / ONNX)
+    now = datetime.now(timezone.utc)
+    manifest = Manifest(
+        model_version=f"{now:%Y%m%dT%H%M%SZ}-{sha[:8]}",
+        trained_at=now.isoformat(timespec="seconds"),
+        features=trained.spec,
+        horizon_seconds=trained.cfg.horizon_seconds,
+        return_gap_seconds=trained.cfg.return_gap_seconds,
+        priors=trained.priors,
+        surprise_quantiles=list(trained.surprise_quantiles),
+        calibration=trained.calibration.manifest_entry(),
+        metrics=dict(metrics or {}),
+        parity_tolerance=PARITY_TOLERANCE,
+        onnx_sha256=sha,
+        has_int8=int8,
+        extra={
+            "net": trained.net.cfg.to_dict(),
+            "train_config": trained.cfg.to_dict(),
+            "train_stats": trained.stats,
+        },
+    )
+    artifact = Artifact(path=out, manifest=manifest, items=trained.items,
+                        categories=trained.categories)
+    errors = parity_errors(trained, artifact, parity_windows)
+    worst = max(errors, key=lambda k: errors[k])
+    if errors[worst] > PARITY_TOLERANCE:
+        raise ExportError(
+            f"ONNX parity failed on {len(parity_windows)} windows: {worst} differs by "
+            f"{errors[worst]:.3g} (relative), tolerance {PARITY_TOLERANCE:g}; all: {errors}"
+        )
+    extra: dict[str, Any] = {"parity_max_error": errors, "parity_windows": len(parity_windows)}
+    if int8:
+        # Quantization changes the numbers by design: recorded, not enforced.
+        extra["int8_max_error"] = parity_errors(trained, artifact, parity_windows, int8=True)
+    manifest = replace(manifest, extra={**manifest.extra, **extra})
+    write_manifest(out, manifest)
+    logger.info("exported %s to %s (parity max error %.2g)", manifest.model_version, out,
+                errors[worst])
+    return load_artifact(out)

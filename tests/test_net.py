@@ -1,0 +1,102 @@
+"""The network's contract: shapes, causality, padding invariance, and the surprise output."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from model.features import INPUT_NAMES
+from model.net import NetConfig, Scorer, SeqNet
+
+SIZES = {"item": 50, "category": 12, "behavior": 5, "gap": 19, "hour": 25, "weekday": 8}
+
+
+def _net(encoder: str) -> SeqNet:
+    torch.manual_seed(0)
+    cfg = NetConfig(n_items=50, n_categories=12, n_gaps=19, window_len=10, d_model=16,
+                    n_layers=2, n_heads=2, encoder=encoder)
+    return SeqNet(cfg).eval()
+
+
+def _inputs(batch: int, length: int, seed: int = 1) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randint(1, SIZES[name], (batch, length), generator=g) for name in INPUT_NAMES]
+
+
+@pytest.mark.parametrize("encoder", ["transformer", "gru"])
+def test_output_shapes(encoder: str) -> None:
+    net = _net(encoder)
+    out = net(*_inputs(3, 7))
+    assert out.behavior.shape == (3, 7, 4)
+    assert out.purchase.shape == out.returns.shape == (3, 7)
+    assert out.category.shape == (3, 7, 12)
+    scored = Scorer(net, {}).eval()(*_inputs(3, 7))
+    assert [tuple(t.shape) for t in scored] == [(3, 4), (3,), (3,), (3, 12), (3, 50), (3, 7)]
+    torch.testing.assert_close(scored[0].sum(dim=1), torch.ones(3))
+
+
+@pytest.mark.parametrize("encoder", ["transformer", "gru"])
+def test_later_events_do_not_change_earlier_positions(encoder: str) -> None:
+    net = _net(encoder)
+    x = _inputs(2, 8)
+    changed = [t.clone() for t in x]
+    for t, name in zip(changed, INPUT_NAMES, strict=True):
+        t[:, 5:] = (t[:, 5:] % (SIZES[name] - 1)) + 1  # different, still valid
+    a, b = net(*x), net(*changed)
+    torch.testing.assert_close(a.behavior[:, :5], b.behavior[:, :5])
+    torch.testing.assert_close(a.category[:, :5], b.category[:, :5])
+    assert not torch.allclose(a.behavior[:, 5:], b.behavior[:, 5:])
+
+
+@pytest.mark.parametrize("encoder", ["transformer", "gru"])
+def test_left_padding_changes_nothing(encoder: str) -> None:
+    net = _net(encoder)
+    x = _inputs(1, 6)
+    padded = [torch.cat([torch.zeros(1, 4, dtype=torch.int64), t], dim=1) for t in x]
+    a, b = Scorer(net, {}).eval()(*x), Scorer(net, {}).eval()(*padded)
+    for short, long in zip(a[:5], b[:5], strict=True):
+        torch.testing.assert_close(short, long, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(b[5][:, :4], torch.zeros(1, 4))
+    torch.testing.assert_close(a[5], b[5][:, 4:], atol=1e-5, rtol=1e-5)
+
+
+def test_batch_rows_are_independent() -> None:
+    net = _net("transformer")
+    x = _inputs(4, 6)
+    alone = net(*[t[1:2] for t in x])
+    together = net(*x)
+    torch.testing.assert_close(alone.behavior, together.behavior[1:2], atol=1e-5, rtol=1e-5)
+
+
+def test_surprise_is_the_negative_log_probability_of_each_event() -> None:
+    net = _net("transformer")
+    x = _inputs(1, 5)
+    x = [torch.cat([torch.zeros(1, 2, dtype=torch.int64), t], dim=1) for t in x]  # 2 pads
+    temperatures = {"behavior": 1.7}
+    surprise = Scorer(net, temperatures).eval()(*x)[5][0]
+    out = net(*x)
+    item, category, behavior = x[0][0], x[1][0], x[2][0]
+    assert item[2] > 0
+    assert surprise[:3].tolist() == [0.0, 0.0, 0.0]  # padding, then the window's first event
+    for t in range(3, 7):
+        p_b = torch.softmax(out.behavior[0, t - 1] / 1.7, dim=-1)[behavior[t] - 1]
+        p_c = torch.softmax(out.category[0, t - 1], dim=-1)[category[t]]
+        expected = -(torch.log(p_b) + torch.log(p_c))
+        torch.testing.assert_close(surprise[t], expected, atol=1e-5, rtol=1e-5)
+
+
+def test_temperatures_soften_but_keep_the_ranking() -> None:
+    net = _net("transformer")
+    x = _inputs(5, 6)
+    plain = Scorer(net, {}).eval()(*x)
+    soft = Scorer(net, {"behavior": 3.0, "purchase": 3.0}).eval()(*x)
+    assert torch.equal(plain[0].argmax(dim=1), soft[0].argmax(dim=1))
+    assert bool((soft[0].max(dim=1).values <= plain[0].max(dim=1).values + 1e-6).all())
+    assert bool(((soft[1] - 0.5).abs() <= (plain[1] - 0.5).abs() + 1e-6).all())
+
+
+def test_config_is_checked() -> None:
+    with pytest.raises(ValueError, match="encoder"):
+        NetConfig(n_items=5, n_categories=5, n_gaps=5, encoder="lstm")
+    with pytest.raises(ValueError, match="multiple of n_heads"):
+        NetConfig(n_items=5, n_categories=5, n_gaps=5, d_model=30, n_heads=4)
