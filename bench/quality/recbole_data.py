@@ -1,0 +1,104 @@
+"""seqcast's split and prediction points as RecBole input: benchmark atomic files plus the test
+windows the worker scores (the formats are described in recbole_worker.py).
+
+RecBole is given exactly seqcast's training set-up: its training rows are the prediction
+points whose target lies in the training period (before split.val_cutoff; each target with
+the up-to-max_len events before it), its validation rows (early stopping) are
+`model.sequences.validation_points`, and the test windows are `model.sequences.test_points`.
+RecBole's own splitting is bypassed through its `benchmark_filename` option. Item tokens are
+seqcast item codes; categories travel only in test_points.npz (SASRec, GRU4Rec and BERT4Rec
+read item ids alone).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from model.sequences import EventLog, Points, TimeSplit, prediction_points, validation_points
+
+DATASET = "seqcast"
+HEADER = "user_id:token\titem_id_list:token_seq\titem_id:token\ttimestamp:float\n"
+
+
+def _write_inter(path: Path, log: EventLog, points: Points) -> None:
+    with path.open("w") as f:
+        f.write(HEADER)
+        for start, last in zip(points.start.tolist(), points.last.tolist(), strict=True):
+            target = last + 1
+            history = " ".join(map(str, log.item[start : last + 1].tolist()))
+            f.write(f"{log.user[target]}\t{history}\t{log.item[target]}\t{log.ts[target]}\n")
+
+
+def item_categories(log: EventLog) -> np.ndarray:
+    """Category code of each item code: its category in its latest event of `log`; -1 for
+    items `log` does not contain."""
+    out = np.full(len(log.item_ids), -1, dtype=np.int64)
+    out[log.item] = log.category  # later events overwrite earlier ones
+    return out
+
+
+def training_points(log: EventLog, split: TimeSplit, max_len: int) -> tuple[EventLog, Points]:
+    """Every event before the validation cutoff that has an earlier event of its user."""
+    train = log.take(log.ts < split.val_cutoff)
+    points = prediction_points(
+        train,
+        max_len,
+        horizon=1,
+        return_gap=1,
+        target_from=int(np.iinfo(np.int64).min),
+        target_until=split.val_cutoff,
+        known_until=split.val_cutoff - 1,
+    )
+    return train, points
+
+
+def export(
+    log: EventLog,
+    split: TimeSplit,
+    test: Points,
+    workdir: Path,
+    max_len: int,
+    max_valid_points: int,
+    seed: int,
+) -> dict[str, int]:
+    """Write atomic/seqcast/*.inter and test_points.npz under workdir; returns row counts.
+
+    Validation is a seeded sample of at most max_valid_points points (RecBole ranks every
+    item for each of them after every epoch)."""
+    atomic = workdir / "atomic" / DATASET
+    atomic.mkdir(parents=True, exist_ok=True)
+    train_log, train_points = training_points(log, split, max_len)
+    before_test, valid = validation_points(log, split, max_len, horizon=1, return_gap=1)
+    if len(train_points) == 0 or len(valid) == 0:
+        raise ValueError("the split leaves no training or no validation points for RecBole")
+    rng = np.random.default_rng(seed)
+    keep = np.sort(rng.choice(len(valid), size=min(max_valid_points, len(valid)), replace=False))
+    valid = Points(valid.start[keep], valid.last[keep], valid.purchase[keep], valid.returns[keep])
+    _write_inter(atomic / f"{DATASET}.train.inter", train_log, train_points)
+    _write_inter(atomic / f"{DATASET}.valid.inter", before_test, valid)
+    # RecBole insists on a test file; it is never evaluated (the test points are scored by
+    # the worker), so it repeats a few validation rows.
+    few = slice(0, min(16, len(valid)))
+    _write_inter(
+        atomic / f"{DATASET}.test.inter",
+        before_test,
+        Points(valid.start[few], valid.last[few], valid.purchase[few], valid.returns[few]),
+    )
+
+    lengths = test.length
+    np.savez(
+        workdir / "test_points.npz",
+        seq_items=np.concatenate(
+            [log.item[s : e + 1] for s, e in zip(test.start, test.last, strict=True)]
+        )
+        if len(test)
+        else np.zeros(0, dtype=np.int64),
+        seq_offsets=np.concatenate(([0], np.cumsum(lengths))).astype(np.int64),
+        target_item=log.item[test.target],
+        target_category=log.category[test.target],
+        item_category=item_categories(log.take(log.ts < split.test_cutoff)),
+        n_categories=np.int64(len(log.category_ids)),
+    )
+    return {"train": len(train_points), "valid": len(valid), "test": len(test)}
