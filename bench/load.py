@@ -15,6 +15,10 @@ under uvicorn the same way, seeds --users user windows, and measures with 1 and 
 plus, in the same process, the other floors: one Redis round trip (redis-py PING on the same
 redis-server) and one ONNX Runtime call (the same model, a full seeded window, batch 1).
 
+Besides latency and throughput, each row gives the CPU time the server's processes (or the
+in-process ONNX call) spent per request, read from /proc: on a shared machine wall-clock
+figures depend on the neighbours, CPU per request much less.
+
 Each measurement is bounded by --duration seconds (and --requests with the httpx client).
 Load comes from `wrk` (Debian package `wrk`) when it is on PATH, else from an asyncio + httpx
 client (slower: on a small machine the Python client costs as much CPU as the server).
@@ -68,6 +72,9 @@ class Result:
     seconds: float
     p50_ms: float
     p99_ms: float
+    # CPU the server's processes spent per request (user + system): comparable across runs
+    # on a shared machine, where wall-clock latency depends on what else is running.
+    server_cpu_ms: float | None = None
 
     @property
     def per_second(self) -> float:
@@ -76,8 +83,9 @@ class Result:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["per_second"] = round(self.per_second, 1)
-        for key in ("seconds", "p50_ms", "p99_ms"):
-            d[key] = round(d[key], 4)
+        for key in ("seconds", "p50_ms", "p99_ms", "server_cpu_ms"):
+            if d[key] is not None:
+                d[key] = round(d[key], 4)
         return d
 
 
@@ -89,6 +97,23 @@ def summarize(target: str, latencies_s: list[float], seconds: float, errors: int
 
 
 # ---- processes -----------------------------------------------------------------------
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU seconds of every live process in a process group (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()  # fields[0] is the state, field 3 of stat(5)
+        if int(fields[2]) == pgid:
+            total += int(fields[11]) + int(fields[12])
+    return total / tick
 
 
 def free_port() -> int:
@@ -173,7 +198,7 @@ def service_env(tmp: Path, workers: int, extra: dict[str, str]) -> dict[str, str
 
 @contextlib.contextmanager
 def seqcast_service(artifact: Path, redis_url: str, workers: int, tmp: Path,
-                    extra_env: dict[str, str]) -> Iterator[str]:
+                    extra_env: dict[str, str]) -> Iterator[tuple[str, int]]:
     port = free_port()
     argv = [sys.executable, "-m", "model.cli", "serve", "--artifact", str(artifact),
             "--redis-url", redis_url, "--host", LOOPBACK, "--port", str(port),
@@ -185,11 +210,11 @@ def seqcast_service(artifact: Path, redis_url: str, workers: int, tmp: Path,
         wait_until(lambda: httpx.get(url + "/readyz", timeout=2).status_code == 200,
                    f"seqcast serve (log: {log})", 180, process)
         progress(f"seqcast serve --workers {workers} on {url}")
-        yield url
+        yield url, process.pid
 
 
 @contextlib.contextmanager
-def floor_service(workers: int, tmp: Path) -> Iterator[str]:
+def floor_service(workers: int, tmp: Path) -> Iterator[tuple[str, int]]:
     port = free_port()
     argv = [sys.executable, "-m", "uvicorn", "floor:app", "--app-dir", str(BENCH),
             "--host", LOOPBACK, "--port", str(port), "--workers", str(workers),
@@ -198,7 +223,7 @@ def floor_service(workers: int, tmp: Path) -> Iterator[str]:
     with running(argv, f"bare ASGI --workers {workers}", log=tmp / "floor.log") as process:
         wait_until(lambda: httpx.get(url + "/", timeout=2).status_code == 200,
                    "bare ASGI app", 60, process)
-        yield url
+        yield url, process.pid
 
 
 # ---- what the clients send -----------------------------------------------------------
@@ -365,9 +390,10 @@ class Options:
 
 
 def measure(opts: Options, url: str, target: str, kind: str, workload: Workload,
-            workers: int | None) -> list[Result]:
+            workers: int | None, server_pgid: int | None = None) -> list[Result]:
     results = []
     for clients in opts.clients:
+        cpu_before = group_cpu_seconds(server_pgid) if server_pgid is not None else 0.0
         if opts.tool == "wrk":
             path = "/v1/events" if kind == "events" else "/"  # the script sets the rest
             n, errors, seconds, p50, p99 = run_wrk(
@@ -389,9 +415,13 @@ def measure(opts: Options, url: str, target: str, kind: str, workload: Workload,
             latencies, errors, seconds = asyncio.run(_httpx_load(
                 url, request, headers, clients, opts.duration, opts.max_requests))
             result = summarize(target, latencies, seconds, errors, workers, clients)
+        if server_pgid is not None and result.requests:
+            cpu = group_cpu_seconds(server_pgid) - cpu_before
+            result.server_cpu_ms = cpu * 1000 / result.requests
         progress(f"{target:<32} workers={workers} clients={clients:<3} "
                  f"{result.per_second:8.0f}/s  p50 {result.p50_ms:.3f} ms  "
-                 f"p99 {result.p99_ms:.3f} ms  errors {result.errors}")
+                 f"p99 {result.p99_ms:.3f} ms  errors {result.errors}  "
+                 f"server CPU/request {result.server_cpu_ms or float('nan'):.3f} ms")
         results.append(result)
     return results
 
@@ -435,25 +465,30 @@ def onnx_floors(artifact: Path, workload: Workload, duration: float,
         for _ in range(20):
             call()
         latencies = []
+        cpu_before = time.process_time()
         deadline = time.perf_counter() + duration
         while time.perf_counter() < deadline and len(latencies) < max_requests:
             t0 = time.perf_counter()
             call()
             latencies.append(time.perf_counter() - t0)
+        cpu = time.process_time() - cpu_before
         result = summarize(f"{target}, T={window_len}", latencies, sum(latencies), clients=1)
+        result.server_cpu_ms = cpu * 1000 / max(1, len(latencies))
         progress(f"{target} p50 {result.p50_ms:.3f} ms ({model.providers[0]})")
         results.append(result)
     return results
 
 
 def markdown(results: list[Result]) -> str:
-    rows = ["| target | workers | clients | requests | errors | req/s | p50 ms | p99 ms |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    rows = ["| target | workers | clients | requests | errors | req/s | p50 ms | p99 ms "
+            "| server CPU ms/req |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in results:
+        cpu = f"{r.server_cpu_ms:.3f}" if r.server_cpu_ms is not None else "–"
         rows.append(
             f"| {r.target} | {r.workers if r.workers is not None else '–'} | "
             f"{r.clients if r.clients is not None else '–'} | {r.requests} | {r.errors} | "
-            f"{r.per_second:,.0f} | {r.p50_ms:.3f} | {r.p99_ms:.3f} |"
+            f"{r.per_second:,.0f} | {r.p50_ms:.3f} | {r.p99_ms:.3f} | {cpu} |"
         )
     return "\n".join(rows)
 
@@ -516,15 +551,17 @@ def main(argv: list[str] | None = None) -> int:
             with redis_server(tmp) as redis_url:
                 results.append(redis_floor(redis_url, min(args.duration, 3.0), args.requests))
                 for workers in (int(w) for w in args.workers.split(",")):
-                    with floor_service(workers, tmp) as url:
+                    with floor_service(workers, tmp) as (url, pgid):
                         results += measure(opts, url, "floor: bare ASGI (uvicorn)", "floor",
-                                           workload, workers)
-                    with seqcast_service(artifact, redis_url, workers, tmp, extra_env) as url:
+                                           workload, workers, pgid)
+                    with seqcast_service(artifact, redis_url, workers, tmp, extra_env) as (
+                        url, pgid
+                    ):
                         seed_windows(url, headers, workload, args.seed + workers)
                         results += measure(opts, url, "GET /v1/users/{id}/prediction",
-                                           "prediction", workload, workers)
+                                           "prediction", workload, workers, pgid)
                         results += measure(opts, url, "POST /v1/events (1 event)", "events",
-                                           workload, workers)
+                                           workload, workers, pgid)
         results += onnx_floors(artifact, workload, min(args.duration, 3.0), args.requests)
     report = {
         "tool": tool,
