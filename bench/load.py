@@ -429,7 +429,7 @@ def measure(opts: Options, url: str, target: str, kind: str, workload: Workload,
 def redis_floor(redis_url: str, duration: float, max_requests: int) -> Result:
     client = redis.Redis.from_url(redis_url)
     client.ping()
-    latencies = []
+    latencies: list[float] = []
     start = time.perf_counter()
     deadline = start + duration
     while time.perf_counter() < deadline and len(latencies) < max_requests:
@@ -464,7 +464,7 @@ def onnx_floors(artifact: Path, workload: Workload, duration: float,
                          ("floor: featurize + ONNX run", lambda: model.score([window]))):
         for _ in range(20):
             call()
-        latencies = []
+        latencies: list[float] = []
         cpu_before = time.process_time()
         deadline = time.perf_counter() + duration
         while time.perf_counter() < deadline and len(latencies) < max_requests:

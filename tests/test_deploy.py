@@ -182,7 +182,7 @@ def metric_samples() -> dict[str, set[str]]:
             "gauge": ("",),
             "summary": ("", "_sum", "_count", "_created"),
             "info": ("_info",),
-        }[metric._type]
+        }[str(metric._type)]
         for suffix in suffixes:
             samples[name + suffix] = labels | ({"le"} if suffix == "_bucket" else set())
     return samples
@@ -527,10 +527,10 @@ def test_k8s_environment_is_valid_production_settings(
     container = api_container(k8s)
     env: dict[str, str] = {}
     for source in container["envFrom"]:
-        ref = source.get("configMapRef") or source["secretRef"]
-        obj = k8s["ConfigMap/" + ref["name"]] if "configMapRef" in source else None
-        obj = obj or k8s["Secret/" + ref["name"]]
-        env.update(obj.get("data") or obj.get("stringData"))
+        if "configMapRef" in source:
+            env.update(k8s["ConfigMap/" + source["configMapRef"]["name"]]["data"])
+        else:
+            env.update(k8s["Secret/" + source["secretRef"]["name"]]["stringData"])
     env.update({e["name"]: e["value"] for e in container.get("env", [])})
     unknown = set(env) - settings_env_names() - EXTRA_ENV
     assert not unknown, f"not settings of the service: {unknown}"
