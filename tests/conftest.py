@@ -51,12 +51,8 @@ def redis_url(redis_server: EmbeddedRedis) -> str:
 @pytest.fixture(scope="session")
 def demo_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small model really trained on synthetic shoppers and exported (ONNX + manifest)."""
-    try:
-        import model.export  # noqa: F401 - the trainer's exporter, used by the pipeline
+    from model.pipeline import build_demo_artifact
 
-        from model.pipeline import build_demo_artifact
-    except ImportError as exc:
-        pytest.skip(f"the trainer's pipeline is not complete yet: {exc}")
     return build_demo_artifact(
         tmp_path_factory.mktemp("artifact") / "demo", users=300, preset="tiny", seed=0
     )
