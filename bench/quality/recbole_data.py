@@ -22,13 +22,22 @@ DATASET = "seqcast"
 HEADER = "user_id:token\titem_id_list:token_seq\titem_id:token\ttimestamp:float\n"
 
 
-def _write_inter(path: Path, log: EventLog, points: Points) -> None:
+def _write_inter(path: Path, log: EventLog, points: Points, vocab: np.ndarray) -> int:
+    """One row per point whose target item is in vocab (a bool per item code); history
+    items outside vocab are left out. Returns the rows written."""
+    rows = 0
     with path.open("w") as f:
         f.write(HEADER)
         for start, last in zip(points.start.tolist(), points.last.tolist(), strict=True):
             target = last + 1
-            history = " ".join(map(str, log.item[start : last + 1].tolist()))
+            history_codes = log.item[start : last + 1]
+            history_codes = history_codes[vocab[history_codes]]
+            if not vocab[log.item[target]] or len(history_codes) == 0:
+                continue
+            history = " ".join(map(str, history_codes.tolist()))
             f.write(f"{log.user[target]}\t{history}\t{log.item[target]}\t{log.ts[target]}\n")
+            rows += 1
+    return rows
 
 
 def item_categories(log: EventLog) -> np.ndarray:
@@ -62,22 +71,27 @@ def export(
     max_len: int,
     max_valid_points: int,
     seed: int,
+    min_item_count: int = 2,
 ) -> dict[str, int]:
     """Write atomic/seqcast/*.inter and test_points.npz under workdir; returns row counts.
 
-    Validation is a seeded sample of at most max_valid_points points (RecBole ranks every
-    item for each of them after every epoch)."""
+    RecBole's item vocabulary is the items seen at least min_item_count times in the
+    training period (seqcast's own rule, TrainConfig.min_item_count): the others are left
+    out of the histories, and points that target them are not trained on (RecBole has no
+    out-of-vocabulary bucket). Validation is a seeded sample of at most max_valid_points
+    points (RecBole ranks every item for each of them after every epoch)."""
     atomic = workdir / "atomic" / DATASET
     atomic.mkdir(parents=True, exist_ok=True)
     train_log, train_points = training_points(log, split, max_len)
+    vocab = np.bincount(train_log.item, minlength=len(log.item_ids)) >= min_item_count
     before_test, valid = validation_points(log, split, max_len, horizon=1, return_gap=1)
     if len(train_points) == 0 or len(valid) == 0:
         raise ValueError("the split leaves no training or no validation points for RecBole")
     rng = np.random.default_rng(seed)
     keep = np.sort(rng.choice(len(valid), size=min(max_valid_points, len(valid)), replace=False))
     valid = Points(valid.start[keep], valid.last[keep], valid.purchase[keep], valid.returns[keep])
-    _write_inter(atomic / f"{DATASET}.train.inter", train_log, train_points)
-    _write_inter(atomic / f"{DATASET}.valid.inter", before_test, valid)
+    n_train = _write_inter(atomic / f"{DATASET}.train.inter", train_log, train_points, vocab)
+    n_valid = _write_inter(atomic / f"{DATASET}.valid.inter", before_test, valid, vocab)
     # RecBole insists on a test file; it is never evaluated (the test points are scored by
     # the worker), so it repeats a few validation rows.
     few = slice(0, min(16, len(valid)))
@@ -85,6 +99,7 @@ def export(
         atomic / f"{DATASET}.test.inter",
         before_test,
         Points(valid.start[few], valid.last[few], valid.purchase[few], valid.returns[few]),
+        vocab,
     )
 
     lengths = test.length
@@ -101,4 +116,4 @@ def export(
         item_category=item_categories(log.take(log.ts < split.test_cutoff)),
         n_categories=np.int64(len(log.category_ids)),
     )
-    return {"train": len(train_points), "valid": len(valid), "test": len(test)}
+    return {"items": int(vocab.sum()), "train": n_train, "valid": n_valid, "test": len(test)}
