@@ -9,6 +9,7 @@ image. `promtool` checks run where Prometheus' tool is installed (Debian: `prome
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -18,6 +19,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -31,8 +33,18 @@ from model.cli import build_parser
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "k8s"
-sys.path.insert(0, str(DEPLOY / "docker"))
-import requirements as image_requirements  # noqa: E402
+
+def _load_module(name: str, path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+image_requirements = _load_module(
+    "seqcast_image_requirements", DEPLOY / "docker" / "requirements.py"
+)
 
 # Variables the service reads that are not Settings fields.
 EXTRA_ENV = {"PROMETHEUS_MULTIPROC_DIR"}
