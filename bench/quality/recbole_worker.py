@@ -165,6 +165,7 @@ def main(job_path: str) -> None:
     job = json.loads(Path(job_path).read_text())
     workdir = Path(job_path).resolve().parent
     torch.set_num_threads(int(job.get("threads", torch.get_num_threads())))
+    sys.argv = sys.argv[:1]  # RecBole's Config reads (and warns about) command-line options
 
     from recbole.config import Config
     from recbole.data import create_dataset, data_preparation
