@@ -100,7 +100,7 @@ class Block(nn.Module):
 
 class Logits(NamedTuple):
     """Per-position head outputs of `SeqNet.forward`. hidden feeds the item head, whose
-    output layer is too wide to compute at every position in training (see item_logits)."""
+    output layer is too wide to compute at every position (see `SeqNet.item_logits`)."""
 
     behavior: Tensor  # (B, T, 4)
     purchase: Tensor  # (B, T)
@@ -150,6 +150,12 @@ class SeqNet(nn.Module):
         self.item_proj = nn.Linear(d, d)
         self.item_bias = nn.Parameter(torch.zeros(cfg.n_items))
         self.apply(self._init_weights)
+        # The tied output layers start as "score each row by its similarity to the hidden
+        # state", which already contains the current event's embeddings: repeating the
+        # current item or category (the strongest signal in shopping logs) is then the
+        # starting point instead of something the projection must first discover.
+        nn.init.eye_(self.category_proj.weight)
+        nn.init.eye_(self.item_proj.weight)
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
@@ -209,17 +215,9 @@ class SeqNet(nn.Module):
         """(..., C) -> (..., n_categories), scored against the tied category embeddings."""
         return self.category_proj(h) @ self.category_emb.weight.T + self.category_bias
 
-    def item_logits(self, h: Tensor, rows: Tensor | None = None) -> Tensor:
-        """(..., C) -> (..., n_items), or (..., len(rows)) scored against those rows only
-        (the sampled softmax of training)."""
-        q = self.item_proj(h)
-        if rows is None:
-            return q @ self.item_emb.weight.T + self.item_bias
-        return q @ self.item_emb.weight[rows].T + self.item_bias[rows]
-
-    def item_logits_at(self, h: Tensor, rows: Tensor) -> Tensor:
-        """(N, C) hidden states and (N,) item rows -> (N,) the logit of each row."""
-        return (self.item_proj(h) * self.item_emb(rows)).sum(-1) + self.item_bias[rows]
+    def item_logits(self, h: Tensor) -> Tensor:
+        """(..., C) -> (..., n_items), scored against the tied item embeddings."""
+        return self.item_proj(h) @ self.item_emb.weight.T + self.item_bias
 
 
 class Scorer(nn.Module):

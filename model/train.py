@@ -116,10 +116,10 @@ PRESETS: dict[str, TrainConfig] = {
         n_layers=1,
         n_heads=2,
         window_len=20,
-        batch_size=64,
+        batch_size=32,
         lr=5e-3,
         warmup_steps=10,
-        max_epochs=4,
+        max_epochs=8,
         patience=2,
         n_oov_items=64,
         n_oov_categories=16,
@@ -369,8 +369,13 @@ def _softmax_loss(
         return zero
     if negatives is None:
         return F.cross_entropy(torch.addmm(bias, query, table.T), target)
-    pos = (query * table[target]).sum(-1) + bias[target] - log_q[target]  # (N,)
-    neg = torch.addmm(bias[negatives] - log_q[negatives], query, table[negatives].T)  # (N, S)
+    # F.embedding rather than table[rows]: its CPU backward sums in a fixed order, so a
+    # seeded run is repeatable bit for bit (index backward accumulates in parallel).
+    bias2d = bias[:, None]
+    pos_bias = F.embedding(target, bias2d).squeeze(1) - log_q[target]
+    pos = (query * F.embedding(target, table)).sum(-1) + pos_bias  # (N,)
+    neg_bias = F.embedding(negatives, bias2d).squeeze(1) - log_q[negatives]
+    neg = torch.addmm(neg_bias, query, F.embedding(negatives, table).T)  # (N, S)
     neg = neg.masked_fill(negatives[None, :] == target[:, None], float("-inf"))
     logits = torch.cat([pos[:, None], neg], dim=1)  # (N, 1 + S)
     return F.cross_entropy(logits, torch.zeros_like(target))

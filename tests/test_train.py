@@ -1,0 +1,195 @@
+"""Training: configuration, windows, vocabularies, learning on synthetic shoppers, warm start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from model.features import FIRST_KNOWN
+from model.sequences import EventLog, TimeSplit, validation_points
+from model.synth import generate
+from model.train import (
+    CHECKPOINT,
+    TrainConfig,
+    TrainedModel,
+    build_vocab,
+    fit,
+    length_batches,
+    load_checkpoint,
+    training_windows,
+)
+
+TZ = 8 * 3600
+
+
+@pytest.fixture(scope="module")
+def shoppers() -> EventLog:
+    return generate(120, seed=3)
+
+
+@pytest.fixture(scope="module")
+def split(shoppers: EventLog) -> TimeSplit:
+    return TimeSplit.by_fraction(shoppers, 0.1, 0.2)
+
+
+@pytest.fixture(scope="module")
+def trained(shoppers: EventLog, split: TimeSplit) -> TrainedModel:
+    cfg = TrainConfig.preset("tiny")
+    return fit(cfg, shoppers, split, tz_offset_seconds=TZ, progress=False)
+
+
+def test_presets_and_overrides() -> None:
+    cfg = TrainConfig.preset("tiny", d_model=48, encoder="gru")
+    assert (cfg.d_model, cfg.encoder, cfg.window_len) == (48, "gru", 20)
+    assert TrainConfig.preset("default").window_len == 50
+    with pytest.raises(ValueError, match="unknown preset"):
+        TrainConfig.preset("huge")
+    with pytest.raises(ValueError, match="unknown TrainConfig fields"):
+        TrainConfig.preset("tiny", layers=3)
+    with pytest.raises(ValueError, match="item_loss"):
+        TrainConfig(item_loss="hierarchical")
+
+
+@given(st.lists(st.integers(1, 40), min_size=1, max_size=6), st.integers(2, 9))
+def test_training_windows_cover_each_user_once(counts: list[int], window_len: int) -> None:
+    user = np.repeat(np.arange(len(counts)), counts)
+    n = len(user)
+    log = EventLog.from_codes(
+        user, np.zeros(n), np.zeros(n), np.zeros(n), np.arange(n), np.arange(len(counts)),
+        np.array(["a"]), np.array(["c"]),
+    )
+    starts, lengths = training_windows(log, window_len)
+    covered = np.concatenate([np.arange(s, s + k) for s, k in zip(starts, lengths, strict=True)])
+    assert sorted(covered.tolist()) == list(range(n))
+    assert (lengths >= 1).all() and (lengths <= window_len).all()
+    for s, k in zip(starts, lengths, strict=True):
+        assert len(set(user[s : s + k].tolist())) == 1  # a window never crosses users
+        # only a user's first window may be short: full windows are counted back from the end
+        assert k == window_len or s == 0 or user[s - 1] != user[s]
+
+
+def test_length_batches_partition_and_group_lengths() -> None:
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 50, size=1000)
+    batches = length_batches(rng.permutation(1000), lengths, 32, rng, group=4)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(1000))
+    spread = np.mean([np.ptp(lengths[b]) for b in batches])
+    assert spread < 20  # random batches of 32 would spread over ~45
+
+
+def test_vocab_keeps_old_ids_then_adds_frequent_ones() -> None:
+    raw = np.array(["a", "b", "c", "d"], dtype=object)
+    codes = np.array([3, 3, 3, 1, 1, 2])
+    fresh = build_vocab(raw, codes, min_count=2, n_oov=8, keep=[])
+    assert fresh.ids == ["d", "b"]  # most frequent first; "c" (once) and "a" (never) hash
+    assert fresh.index_of("d") == FIRST_KNOWN
+    assert fresh.index_of("c") >= FIRST_KNOWN + 2
+    warm = build_vocab(raw, codes, min_count=2, n_oov=8, keep=["z", "b"])
+    assert warm.ids == ["z", "b", "d"]
+
+
+def test_training_reduces_loss_and_fills_the_model(trained: TrainedModel) -> None:
+    history = trained.history
+    assert len(history) >= 2
+    assert history[-1]["train_total"] < history[0]["train_total"]
+    assert min(h["val_total"] for h in history) < history[0]["val_total"]
+    assert set(history[0]["val_loss"]) == {"behavior", "purchase", "return", "category", "item"}
+    assert trained.stats["best_val_loss"] == min(h["val_total"] for h in history)
+    temps = trained.calibration.temperatures
+    assert set(temps) == {"behavior", "purchase", "return"}
+    assert all(0.05 <= t <= 20 for t in temps.values())
+    assert "behavior" in trained.calibration.ece_before
+    q = trained.surprise_quantiles
+    assert len(q) == 101 and q == sorted(q) and q[0] > 0
+    assert abs(sum(trained.priors.behavior) - 1) < 1e-9
+    assert trained.priors.top_items and trained.priors.top_categories
+
+
+def _category_recall(scores: np.ndarray, target: np.ndarray, k: int) -> float:
+    top = np.argsort(-scores, axis=1)[:, :k]
+    return float((top == target[:, None]).any(axis=1).mean())
+
+
+@pytest.mark.slow
+def test_learns_user_affinity_beyond_a_first_order_markov_chain(
+    shoppers: EventLog, split: TimeSplit, trained: TrainedModel
+) -> None:
+    """Planted rule B1 (model/synth.py): leaving a category, users go to one of their 2-3
+    favourite categories, which only the history shows. A first-order Markov chain over
+    categories, fitted on the same training events, sees only the last category; on those
+    switches the model must rank the next category better."""
+    cfg = trained.cfg
+    before_test, points = validation_points(shoppers, split, cfg.window_len, 1, 1)
+    features = _features(trained, before_test, points.start, points.length)
+    cat_index = trained.categories.lookup(str(c) for c in before_test.category_ids)
+    scores = trained.predict(features)["category_logits"]
+    target = cat_index[before_test.category[points.target]]
+    last = cat_index[before_test.category[points.last]]
+
+    train = shoppers.take(shoppers.ts < split.val_cutoff)
+    same = np.flatnonzero(train.user[1:] == train.user[:-1])
+    markov = np.zeros((trained.categories.size, trained.categories.size))
+    tc = cat_index[train.category]
+    np.add.at(markov, (tc[same], tc[same + 1]), 1.0)
+    markov += 1e-3 * np.bincount(tc, minlength=trained.categories.size)  # popularity ties
+    switch = target != last  # B1's long-range half: leaving the category, to a favourite
+    model_recall = _category_recall(scores[switch], target[switch], 5)
+    markov_recall = _category_recall(markov[last[switch]], target[switch], 5)
+    assert model_recall > markov_recall + 0.05, (model_recall, markov_recall)
+    assert _category_recall(scores, target, 5) > 0.6  # and it repeats categories (B1, p_stay)
+
+
+def _features(trained: TrainedModel, log: EventLog, start: np.ndarray, length: np.ndarray):
+    from model.features import featurize_indexed
+
+    items = trained.items.lookup(str(i) for i in log.item_ids)
+    cats = trained.categories.lookup(str(c) for c in log.category_ids)
+    return featurize_indexed(
+        items[log.item], cats[log.category], log.behavior, log.ts, start, length, trained.spec,
+        trained.cfg.window_len,
+    )
+
+
+def test_same_seed_same_model(shoppers: EventLog, split: TimeSplit) -> None:
+    small = shoppers.take(shoppers.user < 40)
+    cfg = TrainConfig.preset("tiny", max_epochs=1)
+    a = fit(cfg, small, split, tz_offset_seconds=TZ, progress=False)
+    b = fit(cfg, small, split, tz_offset_seconds=TZ, progress=False)
+    for (name, wa), wb in zip(a.net.state_dict().items(), b.net.state_dict().values(),
+                              strict=True):
+        assert torch.equal(wa, wb), name
+
+
+@pytest.mark.slow
+def test_warm_start_keeps_known_ids_and_their_weights(
+    shoppers: EventLog, split: TimeSplit, trained: TrainedModel, tmp_path: Path
+) -> None:
+    trained.save_checkpoint(tmp_path / CHECKPOINT)
+    saved = load_checkpoint(tmp_path)
+    assert saved["items"] == trained.items.ids
+    # A newer log: the same shoppers plus new ones, with items the old model never saw.
+    newer = generate(160, seed=4)
+    later = TimeSplit.by_fraction(newer, 0.1, 0.2)
+    cfg = TrainConfig.preset("tiny", max_epochs=1, lr=1e-9, warmup_steps=1, dropout=0.0)
+    warm = fit(cfg, newer, later, tz_offset_seconds=TZ, init_from=tmp_path, progress=False)
+    old_items, new_items = trained.items, warm.items
+    assert new_items.ids[: old_items.n_known] == old_items.ids
+    assert new_items.n_known > old_items.n_known
+    assert warm.categories.ids[: trained.categories.n_known] == trained.categories.ids
+    # With a vanishing learning rate the old rows are the old weights.
+    k = FIRST_KNOWN + old_items.n_known
+    old_emb = trained.net.item_emb.weight.detach()
+    new_emb = warm.net.item_emb.weight.detach()
+    torch.testing.assert_close(new_emb[:k], old_emb[:k], atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        new_emb[FIRST_KNOWN + new_items.n_known :], old_emb[k:], atol=1e-5, rtol=0
+    )  # hashed OOV buckets moved behind the appended ids
+    torch.testing.assert_close(
+        warm.net.behavior_head.weight.detach(), trained.net.behavior_head.weight.detach(),
+        atol=1e-5, rtol=0,
+    )
