@@ -267,7 +267,8 @@ def event_surprise(
     lp_c = category_logp[:, :-1].gather(2, category[:, 1:, None]).squeeze(-1)  # (B, T-1)
     has_prev = (behavior[:, :-1] > 0) & (behavior[:, 1:] > 0)  # (B, T-1)
     s = torch.where(has_prev, -(lp_b + lp_c), torch.zeros_like(lp_b))
-    return torch.cat([torch.zeros_like(s[:, :1]), s], dim=1)  # (B, T)
+    first = torch.zeros_like(behavior_logp[:, :1, 0])  # (B, 1), also when T == 1
+    return torch.cat([first, s], dim=1)  # (B, T)
 
 
 def n_parameters(net: nn.Module) -> int:

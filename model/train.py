@@ -640,7 +640,7 @@ def fit(
     )
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
     windows = cast(Dataset[int], range(len(starts)))  # the sampler only needs len()
-    sampler = (
+    sampler: DistributedSampler[int] | None = (
         DistributedSampler(windows, world, rank, shuffle=True, seed=cfg.seed)
         if world > 1
         else None

@@ -60,6 +60,11 @@ def test_left_padding_changes_nothing(encoder: str) -> None:
     torch.testing.assert_close(a[5], b[5][:, 4:], atol=1e-5, rtol=1e-5)
 
 
+def test_a_single_event_window_has_zero_surprise() -> None:
+    scored = Scorer(_net("transformer"), {}).eval()(*_inputs(2, 1))
+    assert scored[5].tolist() == [[0.0], [0.0]]
+
+
 def test_batch_rows_are_independent() -> None:
     net = _net("transformer")
     x = _inputs(4, 6)
