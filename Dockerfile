@@ -67,6 +67,7 @@ COPY model model
 # hadolint ignore=DL3013
 RUN pip install ".[train]"
 COPY deploy/docker/train.sh /usr/local/bin/seqcast-train
+COPY deploy/docker/publish.sh /usr/local/bin/seqcast-publish
 USER 10001:10001
 WORKDIR /home/seqcast
 VOLUME ["/artifacts"]

@@ -16,6 +16,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,8 +25,11 @@ from typing import Any
 
 import pytest
 import yaml
+from fastapi.testclient import TestClient
+from prometheus_client import CollectorRegistry
 from prometheus_client.metrics import MetricWrapperBase
 
+from app.main import create_app
 from app.metrics import Metrics
 from app.settings import Settings
 from model.cli import build_parser
@@ -485,8 +489,6 @@ def test_k8s_ports_agree_with_the_cli(k8s: dict[str, dict[str, Any]]) -> None:
 
 
 def test_k8s_probes_hit_routes_the_app_serves(k8s: dict[str, dict[str, Any]]) -> None:
-    from app.main import create_app
-
     routes = set(create_app().openapi()["paths"])
     assert {"/v1/events", "/v1/users/{user_id}/prediction"} <= routes
     container = api_container(k8s)
@@ -652,3 +654,48 @@ def test_gpu_override_and_training_job_fit_the_base_files(
                                  .read_text()))
     assert {e["name"] for e in container["env"]} <= script_vars
     assert set(compose["services"]["trainer"]["environment"]) <= script_vars
+
+
+# ---- publishing a model --------------------------------------------------------------
+
+
+def publish(artifacts: Path, version: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(DEPLOY / "docker" / "publish.sh"), str(artifacts), version],
+        capture_output=True, text=True, timeout=30,
+    )
+
+
+@pytest.mark.slow
+def test_published_model_is_hot_reloaded_by_the_service(
+    demo_artifact: Path, make_settings: Any, tmp_path: Path
+) -> None:
+    """The trainer's publish step (deploy/docker/publish.sh) swaps `current` to a new
+    directory; the service serving `current` picks it up; a directory without a manifest is
+    not published."""
+    artifacts = tmp_path / "artifacts"
+    artifacts.mkdir()
+    for version in ("v1", "v2"):
+        shutil.copytree(demo_artifact, artifacts / version)
+        manifest = json.loads((artifacts / version / "manifest.json").read_text())
+        manifest["model_version"] = f"{manifest['model_version']}-{version}"
+        (artifacts / version / "manifest.json").write_text(json.dumps(manifest))
+    (artifacts / "broken").mkdir()
+    assert publish(artifacts, "v1").returncode == 0
+    assert os.readlink(artifacts / "current") == "v1"
+
+    settings = make_settings(artifact_dir=artifacts / "current", reload_poll_seconds=0.2)
+    with TestClient(create_app(settings, CollectorRegistry())) as client:
+        assert client.get("/v1/model").json()["model_version"].endswith("-v1")
+        refused = publish(artifacts, "broken")
+        assert refused.returncode == 1 and "no manifest.json" in refused.stderr
+        assert os.readlink(artifacts / "current") == "v1"
+        assert publish(artifacts, "v2").returncode == 0
+        deadline = time.monotonic() + 20
+        version = ""
+        while time.monotonic() < deadline and not version.endswith("-v2"):
+            time.sleep(0.2)
+            version = client.get("/v1/model").json()["model_version"]
+        assert version.endswith("-v2")
+        assert client.get("/readyz").status_code == 200
+    assert not list(artifacts.glob(".current.*")), "no temporary links left behind"

@@ -6,8 +6,8 @@
 #                     demo log of SEQCAST_SYNTH_USERS shoppers (default 2000)
 # SEQCAST_TRAIN_ARGS  extra `seqcast train` options, e.g. "--format taobao --preset default"
 #
-# Each run writes a new, complete directory /artifacts/<UTC time>; `current` is a relative
-# symlink swapped with one rename, so the API never sees a half-written artifact.
+# Each run writes a new, complete directory /artifacts/<UTC time>, then seqcast-publish
+# (publish.sh) swaps the symlink `current` to it: the API never sees a half-written artifact.
 set -eu
 
 artifacts=${SEQCAST_ARTIFACTS:-/artifacts}
@@ -20,6 +20,7 @@ if [ -z "$data" ]; then
 fi
 # shellcheck disable=SC2086  # SEQCAST_TRAIN_ARGS is a list of options on purpose
 seqcast train --data "$data" --out "$artifacts/$version" "$@" ${SEQCAST_TRAIN_ARGS:-}
-ln -s "$version" "$artifacts/.current.tmp"
-mv -T "$artifacts/.current.tmp" "$artifacts/current"
-echo "seqcast: published $artifacts/$version as $artifacts/current" >&2
+# publish.sh beside this file in the repository; seqcast-publish beside it in the image
+publish="$(dirname "$0")/publish.sh"
+[ -x "$publish" ] || publish="$(dirname "$0")/seqcast-publish"
+"$publish" "$artifacts" "$version"
