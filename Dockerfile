@@ -55,7 +55,12 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
-RUN groupadd --system --gid 10001 seqcast \
+# LightGBM (a trainer baseline) links the GNU OpenMP runtime, which the slim image lacks.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libgomp1 \
+    && rm -rf /var/lib/apt/lists/* \
+    && groupadd --system --gid 10001 seqcast \
     && useradd --system --uid 10001 --gid seqcast --home-dir /home/seqcast --create-home seqcast \
     && mkdir -p /artifacts /data && chown seqcast:seqcast /artifacts /data
 WORKDIR /src
