@@ -419,9 +419,13 @@ def test_compose_trainer_writes_the_volume_the_api_reads(compose: dict[str, Any]
     assert f"artifacts:{ARTIFACT_MOUNT}" in trainer["volumes"]
     assert f"artifacts:{ARTIFACT_MOUNT}:ro" in api["volumes"]
     assert "artifacts" in compose["volumes"]
-    script = (DEPLOY / "docker" / "train.sh").read_text()
-    assert '"$artifacts/current"' in script and SERVED_ARTIFACT == f"{ARTIFACT_MOUNT}/current"
-    assert os.access(DEPLOY / "docker" / "train.sh", os.X_OK)
+    train = (DEPLOY / "docker" / "train.sh").read_text()
+    assert "artifacts=${SEQCAST_ARTIFACTS:-" + ARTIFACT_MOUNT + "}" in train
+    assert '"$publish" "$artifacts" "$version"' in train
+    assert '"$artifacts/current"' in (DEPLOY / "docker" / "publish.sh").read_text()
+    assert SERVED_ARTIFACT == f"{ARTIFACT_MOUNT}/current"
+    for script in ("train.sh", "publish.sh"):
+        assert os.access(DEPLOY / "docker" / script, os.X_OK)
 
 
 def test_compose_secrets_are_required_not_defaulted(compose: dict[str, Any]) -> None:
