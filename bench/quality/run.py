@@ -238,7 +238,7 @@ def train_config(args: argparse.Namespace, seed: int) -> TrainConfig:
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     wanted = set(args.models)
     if wanted & set(RECBOLE_MODELS):
         ensure_recbole_venv()
