@@ -54,6 +54,7 @@ CHECKPOINT = "checkpoint.pt"
 HEAD_NAMES = ("behavior", "purchase", "return", "category", "item")
 TOP_PRIORS = 20
 EVAL_BATCH = 512
+SURPRISE_BATCH = 64  # the surprise needs (B, T, n_categories) logits
 
 
 @dataclass(frozen=True)
@@ -436,8 +437,8 @@ def _validation(
 def _last_position_logits(
     net: SeqNet, features: Features, device: torch.device
 ) -> dict[str, Tensor]:
-    """Logits at the last position of each window (CPU tensors); item logits are reduced to
-    the full-softmax loss per point right away, so memory stays O(points)."""
+    """Logits at the last position of each window, and its hidden state (CPU tensors). Heads
+    run on the last position only: the wide category layer is not computed for the rest."""
     was_training = net.training
     net.eval()
     parts: dict[str, list[Tensor]] = {k: [] for k in ("behavior", "purchase", "return", "category")}
@@ -445,12 +446,12 @@ def _last_position_logits(
     n = len(features["item"])
     for lo in range(0, n, EVAL_BATCH):
         x = [torch.from_numpy(features[k][lo : lo + EVAL_BATCH]).to(device) for k in INPUT_NAMES]
-        out = net(*x)
-        parts["behavior"].append(out.behavior[:, -1].cpu())
-        parts["purchase"].append(out.purchase[:, -1].cpu())
-        parts["return"].append(out.returns[:, -1].cpu())
-        parts["category"].append(out.category[:, -1].cpu())
-        parts["hidden"].append(out.hidden[:, -1].cpu())
+        h = net.encode(*x)[:, -1]  # (B, C)
+        parts["behavior"].append(net.behavior_head(h).cpu())
+        parts["purchase"].append(net.purchase_head(h).squeeze(-1).cpu())
+        parts["return"].append(net.return_head(h).squeeze(-1).cpu())
+        parts["category"].append(net.category_logits(h).cpu())
+        parts["hidden"].append(h.cpu())
     net.train(was_training)
     return {k: torch.cat(v) if v else torch.zeros(0) for k, v in parts.items()}
 
@@ -666,7 +667,7 @@ def fit(
         net.train()
         sums = torch.zeros(len(HEAD_NAMES), dtype=torch.float64)
         n_steps, n_events = 0, 0
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         for b in length_batches(order, lengths, cfg.batch_size, rng):
             width = int(lengths[b].max())  # left padding beyond the longest window is dropped
             feats, where = data.batch(starts[b], lengths[b], spec, width)
@@ -700,6 +701,7 @@ def fit(
                     f"{rate:,.0f} events/s"
                 )
         seconds = time.perf_counter() - t0
+        cpu_seconds = time.process_time() - cpu0
         train_losses = (sums / max(n_steps, 1)).tolist()
         val_losses = _validation_losses(net, val, device)
         val_total = sum(val_losses.values())
@@ -711,6 +713,8 @@ def fit(
             "val_total": val_total,
             "events_per_s": n_events * world / seconds,
             "seconds": seconds,
+            "cpu_seconds": cpu_seconds,
+            "train_events": n_events * world,
         }
         history.append(record)
         if talk:
@@ -775,11 +779,9 @@ def _calibrate(
     scorer = Scorer(net, calibration.temperatures).to(device).eval()
     means: list[np.ndarray] = []
     with torch.no_grad():
-        for lo in range(0, len(val), EVAL_BATCH):
-            x = [
-                torch.from_numpy(val.features[k][lo : lo + EVAL_BATCH]).to(device)
-                for k in INPUT_NAMES
-            ]
+        step = SURPRISE_BATCH
+        for lo in range(0, len(val), step):
+            x = [torch.from_numpy(val.features[k][lo : lo + step]).to(device) for k in INPUT_NAMES]
             s = scorer(*x)[5].cpu().numpy()  # (B, T) event_surprise
             n = (x[2] > 0).sum(dim=1).cpu().numpy() - 1  # events with a prediction before
             has = n > 0
