@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "k8s"
 
+
 def _load_module(name: str, path: Path) -> ModuleType:
     spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
@@ -123,11 +124,6 @@ def arg_default(instructions: list[tuple[str, str]], name: str) -> str | None:
         if keyword == "ARG" and args.partition("=")[0] == name:
             return args.partition("=")[2] or None
     return None
-
-
-def option_value(argv: list[str], option: str) -> str:
-    assert option in argv, f"{option} missing from {argv}"
-    return argv[argv.index(option) + 1]
 
 
 def _glob_regex(pattern: str) -> re.Pattern[str]:
