@@ -238,6 +238,7 @@ def train_config(args: argparse.Namespace, seed: int) -> TrainConfig:
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
+    args.out = args.out.resolve()  # the RecBole worker runs in its own working directory
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     wanted = set(args.models)
     if wanted & set(RECBOLE_MODELS):
