@@ -104,10 +104,21 @@ def test_vocab_logits_map_to_log_codes_and_oov_never_ranks() -> None:
     assert stranger.any() and np.isfinite(out.item[stranger][:, :2]).all()
     assert items.index_of("stranger") >= FIRST_KNOWN + items.n_known
 
-    result = score_points(scorer, log, points)
+    observed = log.ts[points.last] + 600 <= split.end
+    result = score_points(scorer, log, points, observed=observed)
+    full = result["purchase_full_horizon"]
+    assert full["n"] == int(observed.sum()) and full["n_censored"] == 0
     targets = log.item[points.target]
     assert result["next_item"]["unseen_rate"] == pytest.approx(np.isin(targets, [2, 3]).mean())
-    assert set(result) == {"next_behavior", "purchase", "return", "next_item", "next_category"}
+    assert set(result) == {
+        "next_behavior",
+        "purchase",
+        "purchase_full_horizon",
+        "return",
+        "return_full_horizon",
+        "next_item",
+        "next_category",
+    }
 
 
 def test_evaluator_features_equal_the_service_featurization() -> None:
@@ -204,4 +215,5 @@ def test_evaluate_shape_on_the_exported_demo_model(demo_artifact: Path) -> None:
     assert 0.0 <= model["next_item"]["unseen_rate"] < 1.0
     assert model["next_behavior"]["n"] == result["n_test_points"]
     assert model["purchase"]["n"] + model["purchase"]["n_censored"] == result["n_test_points"]
+    assert model["purchase_full_horizon"]["n_censored"] == 0
     assert model["next_behavior"]["log_loss"] < 10 and model["purchase"]["log_loss"] < 10
