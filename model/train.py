@@ -66,7 +66,7 @@ class TrainConfig:
     n_heads: int = 2
     dropout: float = 0.1
     window_len: int = 50
-    batch_size: int = 128
+    batch_size: int = 64
     lr: float = 3e-3
     weight_decay: float = 0.01
     warmup_steps: int = 50
@@ -83,7 +83,7 @@ class TrainConfig:
     encoder: str = "transformer"  # "transformer" | "gru"
     item_loss: str = "sampled"  # "sampled" (log-Q corrected sampled softmax) | "full"
     n_negatives: int = 1024  # negatives shared by a batch, sampled item softmax
-    category_loss: str = "full"  # "full" | "sampled"
+    category_loss: str = "sampled"  # "sampled" | "full" (docs/model.md: speed vs quality)
     n_category_negatives: int = 256
     device: str = "auto"  # "auto" (CUDA when present) | "cpu" | "cuda" | "cuda:N"
 
@@ -125,6 +125,7 @@ PRESETS: dict[str, TrainConfig] = {
         n_oov_items=64,
         n_oov_categories=16,
         n_negatives=256,
+        category_loss="full",
     ),
     "default": TrainConfig(),
 }
