@@ -9,7 +9,7 @@ to and including j (the last window_len of them). Its targets:
     purchase                          a later buy in [ts_j, ts_j + horizon]
     return                            an event in [ts_j + return_gap, ts_j + horizon]
 A binary label whose horizon runs past the end of what is known (the log's end, or the
-training cutoff) and has not fired yet is censored (-1) and left out of loss and metrics.
+training cutoff) is censored (-1) and left out of loss and metrics, whether it fired or not.
 """
 
 from __future__ import annotations
@@ -148,7 +148,8 @@ def _next_time_where(log: EventLog, event_mask: np.ndarray, not_before: np.ndarr
 
 
 def purchase_labels(log: EventLog, horizon: int, known_until: int) -> np.ndarray:
-    """1 if the user buys within [ts_j, ts_j + horizon] (after event j), else 0 / CENSORED."""
+    """1 if the user buys within [ts_j, ts_j + horizon] (after event j), 0 if not, CENSORED
+    if that horizon is not fully known."""
     next_buy = _next_time_where(log, log.behavior == Behavior.BUY, log.ts)
     return _binary(next_buy, log.ts, horizon, known_until)
 
@@ -160,9 +161,11 @@ def return_labels(log: EventLog, horizon: int, return_gap: int, known_until: int
 
 
 def _binary(next_ts: np.ndarray, ts: np.ndarray, horizon: int, known_until: int) -> np.ndarray:
-    fired = next_ts <= ts + horizon
-    labels = fired.astype(np.int8)
-    labels[~fired & (ts + horizon > known_until)] = CENSORED
+    """Censor every point whose horizon is not fully observed, fired or not: keeping the early
+    positives near the end of what is known (and dropping only the unfired) would leave the
+    last horizon of the log nearly all positive and bias the head and its metrics upwards."""
+    labels = (next_ts <= ts + horizon).astype(np.int8)
+    labels[ts + horizon > known_until] = CENSORED
     return labels
 
 

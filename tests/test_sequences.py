@@ -51,9 +51,9 @@ def brute_force(log: EventLog, j: int, hit, lo: int, hi: int, known_until: int) 
         for k in range(j + 1, len(log))
         if log.user[k] == log.user[j] and hit(k) and lo <= log.ts[k] <= hi
     ]
-    if later:
-        return 1
-    return CENSORED if hi > known_until else 0
+    if hi > known_until:
+        return CENSORED
+    return 1 if later else 0
 
 
 @settings(max_examples=80, deadline=None)
