@@ -93,6 +93,7 @@ def test_vocab_keeps_old_ids_then_adds_frequent_ones() -> None:
     assert warm.ids == ["z", "b", "d"]
 
 
+@pytest.mark.slow
 def test_training_reduces_loss_and_fills_the_model(trained: TrainedModel) -> None:
     history = trained.history
     assert len(history) >= 2
@@ -155,6 +156,7 @@ def _features(trained: TrainedModel, log: EventLog, start: np.ndarray, length: n
     )
 
 
+@pytest.mark.slow
 def test_same_seed_same_model(shoppers: EventLog, split: TimeSplit) -> None:
     small = shoppers.take(shoppers.user < 40)
     cfg = TrainConfig.preset("tiny", max_epochs=1)
