@@ -229,8 +229,8 @@ class Indexed:
             behavior=events.behavior.astype(np.int64),
             ts=events.ts,
             has_next=same_user,
-            purchase=observed(purchase_labels(events, h, known_until), events.ts, h, known_until),
-            returns=observed(return_labels(events, h, g, known_until), events.ts, h, known_until),
+            purchase=purchase_labels(events, h, known_until).astype(np.int64),
+            returns=return_labels(events, h, g, known_until).astype(np.int64),
         )
 
     def batch(
@@ -251,19 +251,6 @@ class Indexed:
         offset = col[None, :] - (width - lengths[:, None])  # (B, W)
         where = np.where(offset >= 0, starts[:, None] + offset, -1)
         return feats, where
-
-
-def observed(labels: np.ndarray, ts: np.ndarray, horizon: int, known_until: int) -> np.ndarray:
-    """Binary labels with every point whose horizon is not fully observed set to CENSORED.
-
-    `model.sequences` censors only the points that have not fired yet; keeping the ones that
-    fired early would leave only positives near the cutoff and bias the head (and its
-    temperature) upwards. Here a point counts only when [ts, ts + horizon] lies before
-    known_until, whatever its label.
-    """
-    out = labels.astype(np.int64)
-    out[ts + horizon > known_until] = CENSORED
-    return out
 
 
 def training_windows(events: EventLog, window_len: int) -> tuple[np.ndarray, np.ndarray]:
@@ -421,15 +408,14 @@ def _validation(
     data = Indexed.of(before_test, items, categories, cfg, split.test_cutoff - 1)
     feats, _ = data.batch(points.start, points.length, spec, cfg.window_len)
     t = points.target
-    last_ts, known = before_test.ts[points.last], split.test_cutoff - 1
     return Validation(
         features=feats,
         targets={
             "behavior": data.behavior[t],
             "category": data.category[t],
             "item": data.item[t],
-            "purchase": observed(points.purchase, last_ts, cfg.horizon_seconds, known),
-            "return": observed(points.returns, last_ts, cfg.horizon_seconds, known),
+            "purchase": points.purchase.astype(np.int64),
+            "return": points.returns.astype(np.int64),
         },
     )
 
