@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from model.errors import SeqcastError
+from model.sequences import SplitConfig
 
 DEMO_ARTIFACT = Path("artifacts/demo")
 DEMO_USERS = 600
@@ -92,7 +93,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from model.pipeline import SplitConfig, train_artifact
+    from model.pipeline import train_artifact
 
     cfg = _train_config(args)
     data = _load(args)
@@ -161,8 +162,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, help="maximum epochs (early stopping may end sooner)")
     p.add_argument("--horizon-hours", type=float, help="purchase/return horizon (default 24)")
     p.add_argument("--seed", type=int)
-    p.add_argument("--test-fraction", type=float, default=0.2, help="last share of the time span")
-    p.add_argument("--val-fraction", type=float, default=0.1, help="share before the test period")
+    p.add_argument(
+        "--test-fraction",
+        type=float,
+        default=SplitConfig.test_fraction,
+        help="share of the time span at its end held out for the test (default %(default)s)",
+    )
+    p.add_argument(
+        "--val-fraction",
+        type=float,
+        default=SplitConfig.val_fraction,
+        help="share just before the test period for early stopping and calibration; longer "
+        "than the horizon (default %(default)s)",
+    )
     p.add_argument("--init-from", type=Path, help="warm-start from an earlier artifact directory")
     p.add_argument("--int8", action="store_true", help="also export an int8-quantized model")
     p.add_argument("--no-baselines", action="store_true", help="skip the baselines (faster)")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,22 +17,11 @@ import numpy as np
 from model.artifact import load_artifact, write_manifest
 from model.data import LoadedLog
 from model.features import Event
-from model.sequences import EventLog, TimeSplit, validation_points
+from model.sequences import EventLog, SplitConfig, TimeSplit, validation_points
 
 log = logging.getLogger(__name__)
 
 PARITY_WINDOWS = 64
-
-
-@dataclass(frozen=True)
-class SplitConfig:
-    """Fractions of the log's time span: the test period last, validation just before it."""
-
-    test_fraction: float = 0.2
-    val_fraction: float = 0.1
-
-    def apply(self, events: EventLog) -> TimeSplit:
-        return TimeSplit.by_fraction(events, self.test_fraction, self.val_fraction)
 
 
 def parity_windows(
@@ -52,7 +41,7 @@ def train_artifact(
     out: Path,
     cfg: Any,
     *,
-    split_cfg: SplitConfig = SplitConfig(),
+    split_cfg: SplitConfig | None = None,
     init_from: Path | None = None,
     baselines: bool | list[str] = True,
     int8: bool = False,
@@ -66,7 +55,15 @@ def train_artifact(
     from model.train import fit
 
     events = data.log
+    split_cfg = split_cfg or SplitConfig()
     split = split_cfg.apply(events)
+    if split.test_cutoff - split.val_cutoff <= cfg.horizon_seconds:
+        log.warning(
+            "the validation period (%.1f h) is not longer than the horizon (%.1f h): its "
+            "purchase and return labels are all censored; raise --val-fraction",
+            (split.test_cutoff - split.val_cutoff) / 3600,
+            cfg.horizon_seconds / 3600,
+        )
     log.info(
         "split: train < %s <= validation < %s <= test <= %s",
         split.val_cutoff,
