@@ -146,7 +146,7 @@ def _assert_m(m: dict[str, Any], heads: set[str]) -> None:
 
 def test_report_files_from_a_baseline_evaluation(tmp_path: Path) -> None:
     log, split = small_log()
-    h = Horizon(window_len=4, horizon=600, return_gap=120)
+    h = Horizon(window_len=4, horizon=240, return_gap=60)  # horizons inside the log
     points = points_of(log, split, h.window_len, h.horizon, h.return_gap)
     scorers = fit_classical(["popularity", "markov", "last"], log, split, h)
     evaluation = {
