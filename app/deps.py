@@ -1,4 +1,8 @@
-"""Request dependencies as named `Annotated` aliases; the app's long-lived state."""
+"""Request dependencies as named `Annotated` aliases; the app's long-lived state.
+
+Every dependency is `async def`: none does I/O, and FastAPI runs a plain `def` dependency
+in a worker thread (one thread hop per dependency per request).
+"""
 
 from __future__ import annotations
 
@@ -28,7 +32,7 @@ class Services:
     embedded_redis: EmbeddedRedis | None = None
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
@@ -36,19 +40,19 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def get_settings(services: ServicesDep) -> Settings:
+async def get_settings(services: ServicesDep) -> Settings:
     return services.settings
 
 
-def get_store(services: ServicesDep) -> RedisWindowStore:
+async def get_store(services: ServicesDep) -> RedisWindowStore:
     return services.store
 
 
-def get_predictor(services: ServicesDep) -> Predictor:
+async def get_predictor(services: ServicesDep) -> Predictor:
     return services.predictor
 
 
-def get_metrics(services: ServicesDep) -> Metrics:
+async def get_metrics(services: ServicesDep) -> Metrics:
     return services.metrics
 
 
@@ -65,7 +69,7 @@ def _matches(given: str | None, secret: str) -> bool:
     return given is not None and hmac.compare_digest(given.encode(), secret.encode())
 
 
-def require_api_key(settings: SettingsDep, key: ApiKeyHeader) -> None:
+async def require_api_key(settings: SettingsDep, key: ApiKeyHeader) -> None:
     """The storefront's key (X-API-Key); open when no keys are configured in development."""
     if not settings.auth_enabled:
         return
@@ -76,7 +80,7 @@ def require_api_key(settings: SettingsDep, key: ApiKeyHeader) -> None:
     raise Unauthorized(f"missing or unknown {API_KEY_HEADER}")
 
 
-def require_admin_key(settings: SettingsDep, key: ApiKeyHeader) -> None:
+async def require_admin_key(settings: SettingsDep, key: ApiKeyHeader) -> None:
     """Admin routes always need the admin key in X-API-Key."""
     if not _matches(key, settings.admin_key.get_secret_value()):
         raise Unauthorized(f"admin route: {API_KEY_HEADER} must hold the admin key")
@@ -92,7 +96,7 @@ def check_id(settings: Settings, field: str, value: str | None) -> None:
         raise InvalidRequest(field, f"at most {settings.max_id_length} characters")
 
 
-def valid_user_id(user_id: str, settings: SettingsDep) -> str:
+async def valid_user_id(user_id: str, settings: SettingsDep) -> str:
     check_id(settings, "user_id", user_id)
     if not user_id or any(ord(c) < 32 or ord(c) == 127 for c in user_id):
         raise InvalidRequest("user_id", "a non-empty id without control characters")
