@@ -41,7 +41,9 @@ class Settings(BaseSettings):
     batch_wait_ms: float = Field(default=2.0, ge=0, le=1000)
     max_model_batch: int = Field(default=64, gt=0)
     model_threads: int = Field(
-        default=0, ge=0, description="ONNX Runtime intra-op threads; 0 = all cores"
+        default=1, ge=0,
+        description="ONNX Runtime intra-op threads per process; 0 = all cores (spinning "
+        "pool threads cost more CPU than they save on micro-batches of small windows)",
     )
     reload_poll_seconds: float = Field(default=5.0, ge=0)
     log_level: str = "INFO"
