@@ -8,7 +8,7 @@
 
 Concurrent requests are coalesced: a single batcher task takes everything queued (up to
 `max_batch` windows) into one ONNX Runtime call, run off the event loop in one worker
-thread. Under load (the last batch served several requests) it also waits up to
+thread (a lone request of a few windows runs on the loop's thread: no hop). Under load (the last batch served several requests) it also waits up to
 `batch_wait_ms` for more; a lone client never waits. A batch runs entirely on the model
 that was current when it started, so a reload never changes a model under a request.
 """
@@ -38,6 +38,11 @@ from model.runtime import PREFERRED_PROVIDERS, OnnxModel, Outputs
 log = logging.getLogger(__name__)
 
 Window = Sequence[Event]
+
+# A lone request of up to this many windows is scored on the event loop's thread: a model
+# call that small takes about as long as the two thread switches of a hop to the worker
+# thread (and on a busy machine each switch can wait for a core).
+INLINE_ROWS = 4
 Signature = tuple[int, int, int]
 
 
@@ -176,7 +181,7 @@ class Predictor:
         batch_wait_ms: float = 2.0,
         max_batch: int = 64,
         providers: Sequence[str] = PREFERRED_PROVIDERS,
-        model_threads: int = 0,
+        model_threads: int = 1,
     ) -> None:
         self.artifact_dir = Path(artifact_dir)
         self.metrics = metrics
@@ -331,7 +336,11 @@ class Predictor:
                     request.future.set_exception(ModelNotReady("the model was unloaded"))
                 continue
             try:
-                results = await loop.run_in_executor(self._executor, self._run, current, batch)
+                if len(batch) == 1 and rows <= INLINE_ROWS:
+                    results = self._run(current, batch)
+                else:
+                    results = await loop.run_in_executor(self._executor, self._run, current,
+                                                         batch)
             except Exception as exc:  # fail the callers, keep the batcher alive
                 log.exception("model call failed")
                 for request in batch:
