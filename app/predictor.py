@@ -8,9 +8,10 @@
 
 Concurrent requests are coalesced: a single batcher task takes everything queued (up to
 `max_batch` windows) into one ONNX Runtime call, run off the event loop in one worker
-thread (a lone request of a few windows runs on the loop's thread: no hop). Under load (the last batch served several requests) it also waits up to
-`batch_wait_ms` for more; a lone client never waits. A batch runs entirely on the model
-that was current when it started, so a reload never changes a model under a request.
+thread (a lone request of a few windows runs on the loop's thread: no hop). Under load
+(the last batch served several requests) it also waits up to `batch_wait_ms` for more; a
+lone client never waits. A batch runs entirely on the model that was current when it
+started, so a reload never changes a model under a request.
 """
 
 from __future__ import annotations
@@ -25,12 +26,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from app.errors import ArtifactRejected, ModelNotReady
 from app.metrics import Metrics
-from app.schemas import Anomaly, Contribution, PredictionOut, ScoredId
 from model.artifact import MANIFEST, Artifact, ArtifactError, load_artifact
 from model.features import BEHAVIOR_NAMES, FIRST_KNOWN, Event, occlusions
 from model.runtime import PREFERRED_PROVIDERS, OnnxModel, Outputs
@@ -38,6 +39,10 @@ from model.runtime import PREFERRED_PROVIDERS, OnnxModel, Outputs
 log = logging.getLogger(__name__)
 
 Window = Sequence[Event]
+Prediction = dict[str, Any]
+"""A prediction in the JSON shape of `app.schemas.PredictionOut` (without `user_id`), built
+as plain dicts and floats: the hot route serializes it directly, the others validate it.
+Keys whose value would be null are left out, as `response_model_exclude_none` does."""
 
 # A lone request of up to this many windows is scored on the event loop's thread: a model
 # call that small takes about as long as the two thread switches of a hop to the worker
@@ -163,7 +168,7 @@ class _Request:
     windows: list[list[Event]]
     top_k: int
     explain: bool
-    future: asyncio.Future[list[PredictionOut]]
+    future: asyncio.Future[list[Prediction]]
     rows: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -300,13 +305,13 @@ class Predictor:
 
     async def predict(
         self, windows: Sequence[Window], *, top_k: int = 10, explain: bool = False
-    ) -> list[PredictionOut]:
+    ) -> list[Prediction]:
         """One prediction per window (time order, oldest first; may be empty = cold start)."""
         current = self.require()
         kept = [list(w[-current.artifact.manifest.features.window_len :]) for w in windows]
         if all(len(w) == 0 for w in kept):
             return [self._prior(current, top_k, explain) for _ in kept]
-        future: asyncio.Future[list[PredictionOut]] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[list[Prediction]] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Request(kept, top_k, explain, future))
         return await future
 
@@ -351,7 +356,7 @@ class Predictor:
                 if not request.future.done():
                     request.future.set_result(result)
 
-    def _run(self, current: LoadedModel, batch: list[_Request]) -> list[list[PredictionOut]]:
+    def _run(self, current: LoadedModel, batch: list[_Request]) -> list[list[Prediction]]:
         """Worker thread: one model call for every window (and occlusion) of the batch."""
         rows: list[list[Event]] = []
         for request in batch:
@@ -364,7 +369,7 @@ class Predictor:
         outputs = current.model.score(rows)
         self.metrics.inference_duration.observe(time.perf_counter() - start)
         self.metrics.batch_size.observe(len(rows))
-        results: list[list[PredictionOut]] = []
+        results: list[list[Prediction]] = []
         row = 0
         for request in batch:
             answers = []
@@ -381,7 +386,7 @@ class Predictor:
 
     def _decode(
         self, current: LoadedModel, out: Outputs, row: int, window: list[Event], request: _Request
-    ) -> PredictionOut:
+    ) -> Prediction:
         artifact = current.artifact
         manifest = artifact.manifest
         purchase = float(out["purchase_prob"][row])
@@ -389,72 +394,69 @@ class Predictor:
                                            artifact.items.n_known, request.top_k)
         cats_idx, cats_p = softmax_top_k(out["category_logits"][row : row + 1],
                                          artifact.categories.n_known, request.top_k)
-        anomaly = None
+        item_ids, category_ids = artifact.items.ids, artifact.categories.ids
+        prediction: Prediction = {
+            "model_version": manifest.model_version,
+            "cold_start": False,
+            "window_length": len(window),
+            "next_behavior": dict(
+                zip(manifest.behaviors, out["behavior_probs"][row].tolist(), strict=True)
+            ),
+            "purchase_probability": purchase,
+            "return_probability": float(out["return_prob"][row]),
+            "horizon_seconds": manifest.horizon_seconds,
+            "top_items": [
+                {"id": item_ids[i], "score": p}
+                for i, p in zip(items_idx[0].tolist(), items_p[0].tolist(), strict=True)
+            ],
+            "top_categories": [
+                {"id": category_ids[i], "score": p}
+                for i, p in zip(cats_idx[0].tolist(), cats_p[0].tolist(), strict=True)
+            ],
+        }
         if len(window) >= 2:
             surprise = float(np.mean(out["event_surprise"][row, -(len(window) - 1) :]))
             percentile = surprise_percentile(surprise, manifest.surprise_quantiles)
             if math.isfinite(percentile):
-                anomaly = Anomaly(surprise=surprise, percentile=percentile)
-        explanation = None
+                prediction["anomaly"] = {"surprise": surprise, "percentile": percentile}
         if request.explain:
             if len(window) == 1:
-                without = np.array([manifest.priors.purchase])
+                without = [manifest.priors.purchase]
             else:
-                without = out["purchase_prob"][row + 1 : row + 1 + len(window)]
-            explanation = sorted(
-                (
-                    Contribution(
-                        position=i,
-                        item_id=e.item_id,
-                        category_id=e.category_id,
-                        behavior=BEHAVIOR_NAMES[e.behavior],  # type: ignore[arg-type]
-                        timestamp=e.ts,
-                        contribution=purchase - float(without[i]),
-                    )
-                    for i, e in enumerate(window)
-                ),
-                key=lambda c: -abs(c.contribution),
-            )
+                without = out["purchase_prob"][row + 1 : row + 1 + len(window)].tolist()
+            contributions = []
+            for i, e in enumerate(window):
+                contribution: dict[str, Any] = {"position": i, "item_id": e.item_id}
+                if e.category_id is not None:
+                    contribution["category_id"] = e.category_id
+                contribution["behavior"] = BEHAVIOR_NAMES[e.behavior]
+                contribution["timestamp"] = float(e.ts)
+                contribution["contribution"] = purchase - without[i]
+                contributions.append(contribution)
+            contributions.sort(key=lambda c: -abs(c["contribution"]))
+            prediction["explanation"] = contributions
         self.metrics.window_length.observe(len(window))
         self.metrics.purchase_probability.observe(purchase)
-        return PredictionOut(
-            model_version=manifest.model_version,
-            cold_start=False,
-            window_length=len(window),
-            next_behavior={
-                name: float(p)
-                for name, p in zip(manifest.behaviors, out["behavior_probs"][row], strict=True)
-            },
-            purchase_probability=purchase,
-            return_probability=float(out["return_prob"][row]),
-            horizon_seconds=manifest.horizon_seconds,
-            top_items=[
-                ScoredId(id=artifact.items.ids[int(i)], score=float(p))
-                for i, p in zip(items_idx[0], items_p[0], strict=True)
-            ],
-            top_categories=[
-                ScoredId(id=artifact.categories.ids[int(i)], score=float(p))
-                for i, p in zip(cats_idx[0], cats_p[0], strict=True)
-            ],
-            anomaly=anomaly,
-            explanation=explanation,
-        )
+        return prediction
 
-    def _prior(self, current: LoadedModel, top_k: int, explain: bool) -> PredictionOut:
+    def _prior(self, current: LoadedModel, top_k: int, explain: bool) -> Prediction:
         manifest = current.artifact.manifest
         priors = manifest.priors
         self.metrics.window_length.observe(0)
         self.metrics.purchase_probability.observe(priors.purchase)
-        return PredictionOut(
-            model_version=manifest.model_version,
-            cold_start=True,
-            window_length=0,
-            next_behavior=dict(zip(manifest.behaviors, priors.behavior, strict=True)),
-            purchase_probability=priors.purchase,
-            return_probability=priors.return_,
-            horizon_seconds=manifest.horizon_seconds,
-            top_items=[ScoredId(id=i, score=None) for i in priors.top_items[:top_k]],
-            top_categories=[ScoredId(id=c, score=None) for c in priors.top_categories[:top_k]],
-            anomaly=None,
-            explanation=[] if explain else None,
-        )
+        prediction: Prediction = {
+            "model_version": manifest.model_version,
+            "cold_start": True,
+            "window_length": 0,
+            "next_behavior": {
+                name: float(p) for name, p in zip(manifest.behaviors, priors.behavior, strict=True)
+            },
+            "purchase_probability": float(priors.purchase),
+            "return_probability": float(priors.return_),
+            "horizon_seconds": manifest.horizon_seconds,
+            "top_items": [{"id": i} for i in priors.top_items[:top_k]],
+            "top_categories": [{"id": c} for c in priors.top_categories[:top_k]],
+        }
+        if explain:
+            prediction["explanation"] = []
+        return prediction

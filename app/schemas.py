@@ -154,7 +154,7 @@ class PredictIn(_Strict):
 class ScoredId(BaseModel):
     id: str
     score: float | None = Field(
-        description="probability among known ids; null for cold-start priors"
+        None, description="probability among known ids; null for cold-start priors"
     )
 
 
@@ -166,7 +166,7 @@ class Anomaly(BaseModel):
 class Contribution(BaseModel):
     position: int = Field(description="index of the event in the window, oldest = 0")
     item_id: str
-    category_id: str | None
+    category_id: str | None = None
     behavior: BehaviorName
     timestamp: float
     contribution: float = Field(
@@ -185,7 +185,7 @@ class PredictionOut(BaseModel):
     horizon_seconds: int
     top_items: list[ScoredId]
     top_categories: list[ScoredId]
-    anomaly: Anomaly | None = Field(description="null for windows of fewer than 2 events")
+    anomaly: Anomaly | None = Field(None, description="null for windows of fewer than 2 events")
     explanation: list[Contribution] | None = None
 
 

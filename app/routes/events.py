@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 
 from app.deps import ApiKey, MetricsDep, PredictorDep, SettingsDep, StoreDep, check_id
 from app.errors import InvalidRequest, StoreUnavailable
-from app.schemas import EventIn, EventsBody, EventsIn, EventsOut, UserIngestOut
+from app.schemas import EventIn, EventsBody, EventsIn, EventsOut, PredictionOut, UserIngestOut
 from app.store import StoredEvent, new_event_id
 from model.features import Behavior, Event
 
@@ -83,7 +83,8 @@ async def ingest(
         users = list(results)
         windows = await store.read(users)
         predictions = await predictor.predict(windows, top_k=top_k)
-        for user, prediction in zip(users, predictions, strict=True):
-            prediction.user_id = user
-        out.predictions = predictions
+        out.predictions = [
+            PredictionOut(user_id=user, **prediction)
+            for user, prediction in zip(users, predictions, strict=True)
+        ]
     return out

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from app.deps import ApiKey, PredictorDep, SettingsDep, check_id
 from app.errors import InvalidRequest
-from app.schemas import PredictIn, PredictionsOut
+from app.schemas import PredictIn, PredictionOut, PredictionsOut
 from model.features import Behavior, Event
 
 router = APIRouter(prefix="/v1/predict", tags=["predict"], dependencies=[ApiKey])
@@ -36,6 +36,7 @@ async def predict(
              for e in ordered]
         )
     predictions = await predictor.predict(windows, top_k=body.top_k, explain=body.explain)
-    for sequence, prediction in zip(body.sequences, predictions, strict=True):
-        prediction.user_id = sequence.user_id
-    return PredictionsOut(predictions=predictions)
+    return PredictionsOut(predictions=[
+        PredictionOut(user_id=sequence.user_id, **prediction)
+        for sequence, prediction in zip(body.sequences, predictions, strict=True)
+    ])
