@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import time
-import uuid
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -25,15 +25,18 @@ class AccessMiddleware:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        # The histogram's children by (route, method, status): `labels()` costs more than
+        # `observe()`, and the routes are few.
+        self._durations: dict[tuple[str, str, int], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        incoming = dict(scope["headers"]).get(REQUEST_ID_HEADER, b"")
+        incoming = next((v for k, v in scope["headers"] if k == REQUEST_ID_HEADER), b"")
         request_id = (
-            incoming.decode() if _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex[:16]
+            incoming.decode() if _SAFE_REQUEST_ID.match(incoming) else os.urandom(8).hex()
         )
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500
@@ -53,19 +56,23 @@ class AccessMiddleware:
             duration = time.perf_counter() - start
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            self.metrics.http_duration.labels(template, scope["method"], str(status)).observe(
-                duration
-            )
-            log.info(
-                "request",
-                extra={
-                    "route": template,
-                    "method": scope["method"],
-                    "status": status,
-                    "duration_ms": round(duration * 1000, 3),
-                    "request_id": request_id,
-                },
-            )
+            labels = (template, scope["method"], status)
+            histogram = self._durations.get(labels)
+            if histogram is None:
+                histogram = self.metrics.http_duration.labels(template, labels[1], str(status))
+                self._durations[labels] = histogram
+            histogram.observe(duration)
+            if log.isEnabledFor(logging.INFO):
+                log.info(
+                    "request",
+                    extra={
+                        "route": template,
+                        "method": scope["method"],
+                        "status": status,
+                        "duration_ms": round(duration * 1000, 3),
+                        "request_id": request_id,
+                    },
+                )
 
 
 class BodyLimitMiddleware:

@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 import orjson
 import redis.asyncio as aioredis
@@ -171,6 +171,8 @@ class RedisWindowStore:
             health_check_interval=30,
         )
         self._append = self.client.register_script(APPEND_LUA)
+        self._durations: dict[str, Any] = {}
+        self._up = False
 
     @contextmanager
     def _op(self, op: str) -> Iterator[None]:
@@ -181,12 +183,18 @@ class RedisWindowStore:
             if isinstance(exc, ResponseError) and "NOSCRIPT" not in str(exc):
                 log.error("redis %s failed: %s", op, exc)
             self.metrics.redis_up.set(0)
+            self._up = False
             raise StoreUnavailable(
                 f"the window store at {self.display_url} is unavailable ({type(exc).__name__})"
             ) from None
         finally:
-            self.metrics.redis_duration.labels(op).observe(time.perf_counter() - start)
-        self.metrics.redis_up.set(1)
+            duration = self._durations.get(op)
+            if duration is None:
+                duration = self._durations[op] = self.metrics.redis_duration.labels(op)
+            duration.observe(time.perf_counter() - start)
+        if not self._up:  # the gauge is a shared file with several workers: set on change
+            self.metrics.redis_up.set(1)
+            self._up = True
 
     async def append(
         self, batches: Mapping[str, Sequence[StoredEvent]], window_len: int
