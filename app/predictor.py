@@ -67,6 +67,11 @@ class LoadedModel:
     model: OnnxModel
     signature: Signature | None
     loaded_at: datetime
+    surprise_quantiles: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        quantiles = np.asarray(self.artifact.manifest.surprise_quantiles, dtype=np.float64)
+        object.__setattr__(self, "surprise_quantiles", quantiles)
 
     @property
     def artifact(self) -> Artifact:
@@ -94,15 +99,16 @@ def softmax_top_k(logits: np.ndarray, n_known: int, k: int) -> tuple[np.ndarray,
     known = known - known.max(axis=1, keepdims=True)
     probs = np.exp(known)
     probs /= probs.sum(axis=1, keepdims=True)
+    rows = np.arange(len(probs))[:, None]
     part = np.argpartition(-probs, k - 1, axis=1)[:, :k]
-    part_probs = np.take_along_axis(probs, part, axis=1)
+    part_probs = probs[rows, part]
     order = np.argsort(-part_probs, axis=1, kind="stable")
-    return np.take_along_axis(part, order, axis=1), np.take_along_axis(part_probs, order, axis=1)
+    return part[rows, order], part_probs[rows, order]
 
 
-def surprise_percentile(surprise: float, quantiles: Sequence[float]) -> float:
+def surprise_percentile(surprise: float, quantiles: Sequence[float] | np.ndarray) -> float:
     """Where a window's mean surprise falls among training windows (0..1)."""
-    if not quantiles:
+    if len(quantiles) == 0:
         return float("nan")
     levels = np.linspace(0.0, 1.0, len(quantiles))
     return float(np.interp(surprise, np.asarray(quantiles, dtype=np.float64), levels))
@@ -415,8 +421,8 @@ class Predictor:
             ],
         }
         if len(window) >= 2:
-            surprise = float(np.mean(out["event_surprise"][row, -(len(window) - 1) :]))
-            percentile = surprise_percentile(surprise, manifest.surprise_quantiles)
+            surprise = float(out["event_surprise"][row, -(len(window) - 1) :].mean())
+            percentile = surprise_percentile(surprise, current.surprise_quantiles)
             if math.isfinite(percentile):
                 prediction["anomaly"] = {"surprise": surprise, "percentile": percentile}
         if request.explain:
