@@ -45,6 +45,7 @@ class NetConfig:
     n_heads: int = 2
     dropout: float = 0.1
     encoder: str = "transformer"  # "transformer" | "gru"
+    copy: bool = False  # pointer heads: item and category mixtures with a copy of the window
 
     def __post_init__(self) -> None:
         if self.encoder not in ("transformer", "gru"):
@@ -98,6 +99,52 @@ class Block(nn.Module):
         return x + self.mlp(self.ln2(x))
 
 
+class CopyHead(nn.Module):
+    """A pointer over the window (pointer-generator / RepeatNet style): from a query position
+    it attends over the window's real positions up to itself, and a learned gate mixes that
+    copy distribution with the head's softmax over the vocabulary:
+
+        p(x) = g * softmax(logits)(x) + (1 - g) * sum_s attention(s) * [x_s == x]
+
+    In shopping logs most next categories and a quarter of next items were already in the
+    window; a copy puts probability on exactly those, whatever their popularity.
+    """
+
+    def __init__(self, d_model: int) -> None:
+        super().__init__()
+        self.query = nn.Linear(d_model, d_model)
+        self.key = nn.Linear(d_model, d_model)
+        self.gate = nn.Linear(d_model, 1)
+        self.scale = d_model**-0.5
+
+    def attention(self, hidden: Tensor, mask: Tensor) -> Tensor:
+        """hidden (B, T, C), mask (B, T, T) -> copy weights (B, T, T); rows sum to 1."""
+        scores = (self.query(hidden) @ self.key(hidden).transpose(1, 2)) * self.scale
+        return scores.masked_fill(~mask, float("-inf")).softmax(dim=-1)
+
+    def last_attention(self, hidden: Tensor, real: Tensor) -> Tensor:
+        """The last position's copy weights (B, T) over the real positions (B, T)."""
+        q = self.query(hidden[:, -1])  # (B, C)
+        scores = (self.key(hidden) @ q[:, :, None]).squeeze(-1) * self.scale  # (B, T)
+        return scores.masked_fill(~real, float("-inf")).softmax(dim=-1)
+
+    def mix(self, logits: Tensor, attention: Tensor, index: Tensor, hidden: Tensor) -> Tensor:
+        """Log-probabilities of the mixture. logits (..., V) of the generator; attention
+        (..., T) copy weights over the window; index (B, T) vocabulary rows of the window's
+        events; hidden (..., C) the query positions' states (for the gate)."""
+        if attention.dim() == 3:  # every position: (B, T, T) over the same window
+            index = index[:, None, :].expand_as(attention)
+        copied = torch.zeros_like(logits).scatter_add(-1, index, attention)
+        g = torch.sigmoid(self.gate(hidden))  # (..., 1)
+        p = g * logits.softmax(dim=-1) + (1.0 - g) * copied
+        return torch.log(p.clamp_min(LOG_FLOOR))
+
+
+# The smallest probability a mixture reports (log -69): far below any real candidate's, and
+# clear of float32's denormals, so log() and its gradient stay finite.
+LOG_FLOOR = 1e-30
+
+
 class Logits(NamedTuple):
     """Per-position head outputs of `SeqNet.forward`. hidden feeds the item head, whose
     output layer is too wide to compute at every position (see `SeqNet.item_logits`)."""
@@ -105,7 +152,7 @@ class Logits(NamedTuple):
     behavior: Tensor  # (B, T, 4)
     purchase: Tensor  # (B, T)
     returns: Tensor  # (B, T)
-    category: Tensor  # (B, T, n_categories)
+    category: Tensor  # (B, T, n_categories); log-probabilities of the mixture with copy
     hidden: Tensor  # (B, T, C)
 
 
@@ -130,13 +177,13 @@ class SeqNet(nn.Module):
         self.hour_emb = nn.Embedding(1 + HOURS, d, padding_idx=0)
         self.weekday_emb = nn.Embedding(1 + WEEKDAYS, d, padding_idx=0)
         self.drop = nn.Dropout(cfg.dropout)
+        # Causal mask built once; the diagonal is always allowed so a padded query
+        # (which has only padded keys before it) still has one key and no NaN.
+        causal = torch.tril(torch.ones(cfg.window_len, cfg.window_len, dtype=torch.bool))
+        self.register_buffer("causal", causal, persistent=False)
         if cfg.encoder == "transformer":
             self.pos_emb = nn.Embedding(cfg.window_len, d)
             self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
-            # Causal mask built once; the diagonal is always allowed so a padded query
-            # (which has only padded keys before it) still has one key and no NaN.
-            causal = torch.tril(torch.ones(cfg.window_len, cfg.window_len, dtype=torch.bool))
-            self.register_buffer("causal", causal, persistent=False)
         else:
             # No bias: with a zero input and a zero state the GRU state stays exactly zero,
             # so the left padding (zero embeddings) leaves the real positions untouched.
@@ -149,6 +196,9 @@ class SeqNet(nn.Module):
         self.category_bias = nn.Parameter(torch.zeros(cfg.n_categories))
         self.item_proj = nn.Linear(d, d)
         self.item_bias = nn.Parameter(torch.zeros(cfg.n_items))
+        if cfg.copy:
+            self.item_copy = CopyHead(d)
+            self.category_copy = CopyHead(d)
         self.apply(self._init_weights)
         # The tied output layers start as "score each row by its similarity to the hidden
         # state", which already contains the current event's embeddings: repeating the
@@ -185,31 +235,61 @@ class SeqNet(nn.Module):
         if self.cfg.encoder == "gru":
             h, _ = self.gru(x)
             return self.ln_f(h)
-        # Positions counted from the right end, from tensors only (no Python int of T).
-        from_right = torch.ones_like(item[0]).flip(0).cumsum(0).flip(0) - 1  # (T,) T-1 .. 0
-        x = self.drop(x + self.pos_emb(from_right))
+        x = self.drop(x + self.pos_emb(self._from_right(item)))
+        mask = self.window_mask(item)[:, None, :, :]  # (B, 1, T, T)
+        for block in self.blocks:
+            x = block(x, mask)
+        return self.ln_f(x)
+
+    @staticmethod
+    def _from_right(item: Tensor) -> Tensor:
+        """Positions counted from the right end, T-1 .. 0, from tensors only (no Python int
+        of T, so the traced graph keeps the time axis dynamic)."""
+        return torch.ones_like(item[0]).flip(0).cumsum(0).flip(0) - 1
+
+    def window_mask(self, item: Tensor) -> Tensor:
+        """(B, T, T) bool: query t may look at key s (s <= t, s a real event, or s == t)."""
+        from_right = self._from_right(item)
         T = item.shape[1]
         causal = self.causal[:T, :T]  # (T, T)
         diagonal = from_right[:, None] == from_right[None, :]  # (T, T)
         real = item != 0  # (B, T); every real event has an item index >= 1
-        mask = causal & (real[:, None, :] | diagonal)  # (B, T, T)
-        mask = mask[:, None, :, :]  # (B, 1, T, T)
-        for block in self.blocks:
-            x = block(x, mask)
-        return self.ln_f(x)
+        return causal & (real[:, None, :] | diagonal)
 
     def forward(
         self, item: Tensor, category: Tensor, behavior: Tensor, gap: Tensor, hour: Tensor,
         weekday: Tensor,
     ) -> Logits:
         h = self.encode(item, category, behavior, gap, hour, weekday)  # (B, T, C)
+        category_out = self.category_logits(h)
+        if self.cfg.copy:
+            attention = self.category_copy.attention(h, self.window_mask(item))
+            category_out = self.category_copy.mix(category_out, attention, category, h)
         return Logits(
             behavior=self.behavior_head(h),
             purchase=self.purchase_head(h).squeeze(-1),
             returns=self.return_head(h).squeeze(-1),
-            category=self.category_logits(h),
+            category=category_out,
             hidden=h,
         )
+
+    def last_scores(self, hidden: Tensor, item: Tensor, category: Tensor) -> tuple[Tensor, Tensor]:
+        """Category and item scores of the last position: (B, n_categories), (B, n_items).
+        Generator logits, or with copy heads the mixture's log-probabilities (either way
+        a softmax of them is the head's distribution). hidden (B, T, C); item, category the
+        (B, T) inputs."""
+        last = hidden[:, -1]
+        category_out = self.category_logits(last)
+        item_out = self.item_logits(last)
+        if self.cfg.copy:
+            real = item != 0
+            category_out = self.category_copy.mix(
+                category_out, self.category_copy.last_attention(hidden, real), category, last
+            )
+            item_out = self.item_copy.mix(
+                item_out, self.item_copy.last_attention(hidden, real), item, last
+            )
+        return category_out, item_out
 
     def category_logits(self, h: Tensor) -> Tensor:
         """(..., C) -> (..., n_categories), scored against the tied category embeddings."""
@@ -240,15 +320,15 @@ class Scorer(nn.Module):
         weekday: Tensor,
     ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
         out = self.net(item, category, behavior, gap, hour, weekday)
-        last = out.hidden[:, -1]  # (B, C)
+        category_last, item_last = self.net.last_scores(out.hidden, item, category)
         behavior_logp = F.log_softmax(out.behavior / self.t_behavior, dim=-1)  # (B, T, 4)
         surprise = event_surprise(behavior_logp, out.category, behavior, category)
         return (
             behavior_logp[:, -1].exp(),
             torch.sigmoid(out.purchase[:, -1] / self.t_purchase),
             torch.sigmoid(out.returns[:, -1] / self.t_return),
-            out.category[:, -1],
-            self.net.item_logits(last),
+            category_last,
+            item_last,
             surprise,
         )
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import os
 import sys
 import time
@@ -38,7 +39,7 @@ from torch.utils.data import Dataset, DistributedSampler
 from model.artifact import Priors
 from model.calibrate import Calibration, calibrate
 from model.features import INPUT_NAMES, Features, FeatureSpec, Vocab, featurize_indexed
-from model.net import NetConfig, Scorer, SeqNet, n_parameters
+from model.net import LOG_FLOOR, NetConfig, Scorer, SeqNet, n_parameters
 from model.sequences import (
     CENSORED,
     EventLog,
@@ -81,6 +82,7 @@ class TrainConfig:
     horizon_seconds: int = 86400
     return_gap_seconds: int = 1800
     encoder: str = "transformer"  # "transformer" | "gru"
+    copy: bool = True  # pointer heads for item and category (model.net.CopyHead)
     item_loss: str = "sampled"  # "sampled" (log-Q corrected sampled softmax) | "full"
     n_negatives: int = 1024  # negatives shared by a batch, sampled item softmax
     category_loss: str = "sampled"  # "sampled" | "full" (docs/model.md: speed vs quality)
@@ -326,6 +328,7 @@ class TrainStep(nn.Module):
         """Returns the per-head mean losses (len(HEAD_NAMES),); their sum is minimised."""
         net = self.net
         hidden = net.encode(*inputs)  # (B, T, C)
+        mask = net.window_mask(inputs[0]) if net.cfg.copy else None
         zero = hidden.sum() * 0.0  # keeps the graph connected for empty batches
         labelled = (targets["purchase"] >= 0) | (targets["return"] >= 0)  # (B, T)
         h = hidden[labelled]  # (M, C)
@@ -336,38 +339,57 @@ class TrainStep(nn.Module):
         nxt = targets["behavior"] >= 0  # (B, T) positions with a next event
         h = hidden[nxt]  # (N, C): the heads run only where there is something to predict
         behavior = _masked_ce(net.behavior_head(h), targets["behavior"][nxt], zero)
-        category = _softmax_loss(
-            net.category_proj(h), net.category_emb.weight, net.category_bias,
-            targets["category"][nxt], category_negatives, self.category_log_q, zero,
-        )
-        item = _softmax_loss(
-            net.item_proj(h), net.item_emb.weight, net.item_bias,
-            targets["item"][nxt], item_negatives, self.item_log_q, zero,
-        )
-        return torch.stack([behavior, losses[0], losses[1], category, item])
+        if not bool(nxt.any()):
+            return torch.stack([behavior, losses[0], losses[1], zero, zero])
+        heads = []
+        for name, proj, table, bias, negatives, log_q, index, pointer in (
+            ("category", net.category_proj, net.category_emb.weight, net.category_bias,
+             category_negatives, self.category_log_q, inputs[1],
+             net.category_copy if net.cfg.copy else None),
+            ("item", net.item_proj, net.item_emb.weight, net.item_bias,
+             item_negatives, self.item_log_q, inputs[0],
+             net.item_copy if net.cfg.copy else None),
+        ):
+            target = targets[name]  # (B, T)
+            logp = _softmax_logp(proj(h), table, bias, target[nxt], negatives, log_q)
+            if pointer is not None and mask is not None:
+                attention = pointer.attention(hidden, mask)[nxt]  # (N, T)
+                match = (index[:, None, :] == target[:, :, None])[nxt]  # (N, T)
+                p_copy = (attention * match).sum(-1).clamp_min(LOG_FLOOR)
+                gate = pointer.gate(h).squeeze(-1)
+                logp = torch.logaddexp(
+                    F.logsigmoid(gate) + logp, F.logsigmoid(-gate) + p_copy.log()
+                )
+            heads.append(-logp.mean())
+        return torch.stack([behavior, losses[0], losses[1], heads[0], heads[1]])
 
 
-def _softmax_loss(
+def _softmax_logp(
     query: Tensor, table: Tensor, bias: Tensor, target: Tensor, negatives: Tensor | None,
-    log_q: Tensor, zero: Tensor,
+    log_q: Tensor,
 ) -> Tensor:
-    """Cross-entropy of a tied output layer (logits = query @ table.T + bias): the full
-    softmax when negatives is None, else the logQ-corrected sampled softmax over
-    [target, negatives] with accidental hits (a negative equal to the target) masked."""
-    if target.numel() == 0:
-        return zero
+    """log p(target) (N,) under a tied output layer (logits = query @ table.T + bias): the
+    full softmax when negatives is None, else a sampled softmax that estimates it.
+
+    Sampled: the normaliser Z = sum_j exp(s_j) is estimated by importance sampling from the
+    S negatives drawn from q, Z ~ exp(s_target) + sum_neg exp(s_neg) / (S q_neg), with
+    accidental hits (a negative equal to the target) left out. The target's own logit is
+    not corrected, so the estimate converges to the full softmax's log-probability (not
+    just its gradient): the copy heads mix it with a pointer probability, so its value
+    matters, and validation (full softmax) and training losses are comparable."""
     if negatives is None:
-        return F.cross_entropy(torch.addmm(bias, query, table.T), target)
+        logits = torch.addmm(bias, query, table.T)
+        return logits.log_softmax(-1).gather(1, target[:, None]).squeeze(1)
     # F.embedding rather than table[rows]: its CPU backward sums in a fixed order, so a
     # seeded run is repeatable bit for bit (index backward accumulates in parallel).
     bias2d = bias[:, None]
-    pos_bias = F.embedding(target, bias2d).squeeze(1) - log_q[target]
-    pos = (query * F.embedding(target, table)).sum(-1) + pos_bias  # (N,)
-    neg_bias = F.embedding(negatives, bias2d).squeeze(1) - log_q[negatives]
+    pos = (query * F.embedding(target, table)).sum(-1) + F.embedding(target, bias2d).squeeze(1)
+    log_expected = log_q[negatives] + math.log(len(negatives))  # log(S q)
+    neg_bias = F.embedding(negatives, bias2d).squeeze(1) - log_expected
     neg = torch.addmm(neg_bias, query, F.embedding(negatives, table).T)  # (N, S)
     neg = neg.masked_fill(negatives[None, :] == target[:, None], float("-inf"))
     logits = torch.cat([pos[:, None], neg], dim=1)  # (N, 1 + S)
-    return F.cross_entropy(logits, torch.zeros_like(target))
+    return logits.log_softmax(-1)[:, 0]
 
 
 def _masked_ce(logits: Tensor, target: Tensor, zero: Tensor) -> Tensor:
@@ -422,23 +444,30 @@ def _validation(
 
 @torch.no_grad()
 def _last_position_logits(
-    net: SeqNet, features: Features, device: torch.device
+    net: SeqNet, features: Features, device: torch.device, item_target: np.ndarray | None = None
 ) -> dict[str, Tensor]:
-    """Logits at the last position of each window, and its hidden state (CPU tensors). Heads
-    run on the last position only: the wide category layer is not computed for the rest."""
+    """Head outputs at the last position of each window (CPU tensors): behavior, purchase
+    and return logits, category scores, and with item_target (-1: none) the item head's
+    log-probability of it ("item_logp", 0 where there is no target). Heads run on the last
+    position only, and the (points x items) item scores are never kept whole."""
     was_training = net.training
     net.eval()
-    parts: dict[str, list[Tensor]] = {k: [] for k in ("behavior", "purchase", "return", "category")}
-    parts["hidden"] = []
+    names = ("behavior", "purchase", "return", "category", "item_logp")
+    parts: dict[str, list[Tensor]] = {k: [] for k in names}
     n = len(features["item"])
     for lo in range(0, n, EVAL_BATCH):
         x = [torch.from_numpy(features[k][lo : lo + EVAL_BATCH]).to(device) for k in INPUT_NAMES]
-        h = net.encode(*x)[:, -1]  # (B, C)
+        hidden = net.encode(*x)
+        h = hidden[:, -1]  # (B, C)
+        category, item = net.last_scores(hidden, x[0], x[1])
         parts["behavior"].append(net.behavior_head(h).cpu())
         parts["purchase"].append(net.purchase_head(h).squeeze(-1).cpu())
         parts["return"].append(net.return_head(h).squeeze(-1).cpu())
-        parts["category"].append(net.category_logits(h).cpu())
-        parts["hidden"].append(h.cpu())
+        parts["category"].append(category.cpu())
+        if item_target is not None:
+            t = torch.from_numpy(item_target[lo : lo + EVAL_BATCH]).to(device)
+            logp = item.log_softmax(-1).gather(1, t.clamp(min=0)[:, None]).squeeze(1)
+            parts["item_logp"].append(torch.where(t >= 0, logp, torch.zeros_like(logp)).cpu())
     net.train(was_training)
     return {k: torch.cat(v) if v else torch.zeros(0) for k, v in parts.items()}
 
@@ -448,21 +477,16 @@ def _validation_losses(net: SeqNet, val: Validation, device: torch.device) -> di
     """Mean loss per head at the last position of the validation windows (full softmax)."""
     if len(val) == 0:
         return {head: float("nan") for head in HEAD_NAMES}
-    out = _last_position_logits(net, val.features, device)
+    out = _last_position_logits(net, val.features, device, val.targets["item"])
     t = {k: torch.from_numpy(v) for k, v in val.targets.items()}
     zero = torch.zeros(())
-    item_logits = torch.cat(
-        [
-            net.item_logits(out["hidden"][lo : lo + EVAL_BATCH].to(device)).cpu()
-            for lo in range(0, len(val), EVAL_BATCH)
-        ]
-    )
+    has_item = t["item"] >= 0
     losses = {
         "behavior": _masked_ce(out["behavior"], t["behavior"], zero),
         "purchase": _masked_bce(out["purchase"], t["purchase"], zero),
         "return": _masked_bce(out["return"], t["return"], zero),
         "category": _masked_ce(out["category"], t["category"], zero),
-        "item": _masked_ce(item_logits, t["item"], zero),
+        "item": -out["item_logp"][has_item].mean() if bool(has_item.any()) else zero,
     }
     return {k: float(v) for k, v in losses.items()}
 
@@ -524,6 +548,18 @@ def _warm_start(
                             path, name)
 
 
+def _popularity_biases(net: SeqNet, data: Indexed) -> None:
+    """Start the item and category output biases at the log of the training frequencies
+    (add-one smoothed), so the generator starts from popularity rather than uniform: a
+    sampled softmax rarely draws a rare row as a negative, so a zero start leaves the long
+    tail ranked as high as the head for many epochs."""
+    with torch.no_grad():
+        for bias, index in ((net.item_bias, data.item), (net.category_bias, data.category)):
+            counts = np.bincount(index, minlength=len(bias)).astype(np.float64) + 1.0
+            logf = np.log(counts / counts.sum())
+            bias.copy_(torch.from_numpy(logf - logf.mean()).float())
+
+
 def _proposal(index: np.ndarray, size: int, device: torch.device) -> Tensor:
     """Negative-sampling distribution over vocabulary rows: training counts (+1) to the
     power 0.75 (word2vec's choice: frequent rows often, the tail still reachable)."""
@@ -565,6 +601,7 @@ def fit(
     if old is not None:
         arch = {k: old["net_config"][k] for k in ("d_model", "n_layers", "n_heads", "encoder")}
         arch["window_len"] = old["net_config"]["window_len"]
+        arch["copy"] = old["net_config"].get("copy", False)
         if any(getattr(cfg, k) != v for k, v in arch.items()):
             logger.warning("warm start: architecture taken from %s: %s", init_from, arch)
         cfg = replace(cfg, **arch)
@@ -578,12 +615,15 @@ def fit(
         n_oov_items=cfg.n_oov_items,
         n_oov_categories=cfg.n_oov_categories,
     )
+    # Vocabularies from everything before the test cutoff: a model deployed there has seen
+    # those ids, and an id missing from the vocabulary can never be ranked (nor copied).
+    seen = log.take(log.ts < split.test_cutoff)
     items = build_vocab(
-        train.item_ids, train.item, cfg.min_item_count, cfg.n_oov_items,
+        seen.item_ids, seen.item, cfg.min_item_count, cfg.n_oov_items,
         list(old["items"]) if old else [],
     )
     categories = build_vocab(
-        train.category_ids, train.category, cfg.min_category_count, cfg.n_oov_categories,
+        seen.category_ids, seen.category, cfg.min_category_count, cfg.n_oov_categories,
         list(old["categories"]) if old else [],
     )
     item_index = index_table(log.item_ids, items)
@@ -602,8 +642,10 @@ def fit(
         n_heads=cfg.n_heads,
         dropout=cfg.dropout,
         encoder=cfg.encoder,
+        copy=cfg.copy,
     )
     net = SeqNet(net_cfg)
+    _popularity_biases(net, data)
     if old is not None and init_from is not None:
         _warm_start(net, init_from, items, categories, old)
     net.to(device)
