@@ -15,11 +15,13 @@ from prometheus_client import CollectorRegistry
 
 from app.deps import Services
 from app.embedded_redis import EmbeddedRedis
-from app.errors import InvalidRequest, ServiceError
+from app.errors import ServiceError
+from app.fastpath import PredictionFastPath, find_prediction_route
 from app.logs import configure_logging
 from app.metrics import Metrics
 from app.middleware import AccessMiddleware, BodyLimitMiddleware
 from app.predictor import Predictor
+from app.responses import error_json, error_response
 from app.routes import events, health, modelcard, predict, users
 from app.settings import Settings
 from app.store import RedisWindowStore
@@ -41,10 +43,6 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
     return ".".join(parts) or "body"
 
 
-def _error(status: int, code: str, message: str, **extra: object) -> JSONResponse:
-    return JSONResponse({"error": code, "message": message, **extra}, status_code=status)
-
-
 def _install_handlers(app: FastAPI, metrics: Metrics) -> None:
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -58,21 +56,11 @@ def _install_handlers(app: FastAPI, metrics: Metrics) -> None:
         if request.url.path.startswith("/v1/events"):
             metrics.events_rejected.labels("validation").inc()
         summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:5])
-        return _error(422, "validation_error", summary, fields=fields)
+        return error_json(422, "validation_error", summary, fields=fields)
 
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, exc: ServiceError) -> JSONResponse:
-        response = _error(exc.status_code, exc.code, exc.message)
-        if isinstance(exc, InvalidRequest):
-            response = _error(
-                422, exc.code, exc.message, fields=[{"field": exc.field, "message": exc.detail}]
-            )
-        retry_after = getattr(exc, "retry_after_seconds", None)
-        if retry_after is not None:
-            response.headers["Retry-After"] = str(retry_after)
-        if exc.status_code == 401:
-            response.headers["WWW-Authenticate"] = "ApiKey"
-        return response
+        return error_response(exc)
 
 
 def create_app(
@@ -141,6 +129,7 @@ def create_app(
                    modelcard.admin, health.router):
         app.include_router(router)
     _install_handlers(app, metrics)
+    app.add_middleware(PredictionFastPath, route=find_prediction_route(users.router.routes))
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(AccessMiddleware, metrics=metrics)
     return app

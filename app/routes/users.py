@@ -6,7 +6,7 @@ import orjson
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from app.deps import ApiKey, PredictorDep, StoreDep, UserIdDep
+from app.deps import ApiKey, Services, ServicesDep, StoreDep, UserIdDep
 from app.schemas import DeletedOut, PredictionOut
 
 
@@ -18,9 +18,24 @@ class JSONBytesResponse(Response):
 
 router = APIRouter(prefix="/v1/users", tags=["users"], dependencies=[ApiKey])
 
+PREDICTION_PATH = "/v1/users/{user_id}/prediction"
+TOP_K_MIN, TOP_K_MAX = 1, 100
+
+
+async def prediction_json(services: Services, user_id: str, top_k: int, explain: bool) -> bytes:
+    """The answer of GET prediction for a checked user id, serialized (also `app.fastpath`).
+
+    Serialized here, not through the response model: the predictor already builds the
+    answer in PredictionOut's JSON shape, and validating it again costs more than the model.
+    """
+    services.predictor.require()
+    (window,) = await services.store.read([user_id])
+    (prediction,) = await services.predictor.predict([window], top_k=top_k, explain=explain)
+    return orjson.dumps({"user_id": user_id, **prediction})
+
 
 @router.get(
-    "/{user_id}/prediction",
+    PREDICTION_PATH.removeprefix(router.prefix),
     summary="Predict a user's next behavior from their window",
     response_model=PredictionOut,
     response_model_exclude_none=True,
@@ -28,20 +43,15 @@ router = APIRouter(prefix="/v1/users", tags=["users"], dependencies=[ApiKey])
 )
 async def user_prediction(
     user_id: UserIdDep,
-    store: StoreDep,
-    predictor: PredictorDep,
-    top_k: int = Query(10, ge=1, le=100, description="items and categories to return"),
+    services: ServicesDep,
+    top_k: int = Query(10, ge=TOP_K_MIN, le=TOP_K_MAX,
+                       description="items and categories to return"),
     explain: bool = Query(False, description="attribute the purchase probability to events"),
 ) -> Response:
     """Next-behavior probabilities, purchase and return probabilities within the model's
     horizon, top-K items and categories, an anomaly score and (with `explain`) each past
     event's contribution. A user with no history gets the model's priors, `cold_start`."""
-    predictor.require()
-    (window,) = await store.read([user_id])
-    (prediction,) = await predictor.predict([window], top_k=top_k, explain=explain)
-    # Serialized here, not through the response model: the predictor already built the
-    # answer in PredictionOut's JSON shape, and validating it again costs more than the model.
-    return JSONBytesResponse(orjson.dumps({"user_id": user_id, **prediction}))
+    return JSONBytesResponse(await prediction_json(services, user_id, top_k, explain))
 
 
 @router.delete("/{user_id}", summary="Erase a user's window (privacy requests)")

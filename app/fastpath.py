@@ -1,0 +1,104 @@
+"""The hot route without the framework: `GET /v1/users/{user_id}/prediction`.
+
+A storefront calls it on every page view, and FastAPI's routing, dependency solving and
+request/response objects cost more CPU than Redis and the model together. This ASGI
+middleware answers the plain form of that request itself, with the same checks and the
+same answer as the route in `app.routes.users` (both call `prediction_json`):
+
+- it takes only `GET /v1/users/<id>/prediction` with no query string, or with `top_k=<int>`
+  and `explain=true|false` each at most once;
+- the API key and the user id go through the very functions the route's dependencies use
+  (`require_api_key`, `valid_user_id`);
+- anything else, including any request one of those checks refuses or a `top_k` out of
+  range, goes to the full app, which answers it (with its validation error) as before.
+
+Errors after the checks (Redis down, no model) are answered like the app's exception
+handler does (`error_response`). The route stays registered: OpenAPI documents it, and it
+serves whatever the fast path passes on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app.deps import Services, require_api_key, valid_user_id
+from app.errors import ServiceError
+from app.responses import error_response
+from app.routes.users import PREDICTION_PATH, TOP_K_MAX, TOP_K_MIN, prediction_json
+from app.settings import API_KEY_HEADER
+
+_PREFIX = "/v1/users/"
+_SUFFIX = "/prediction"
+_KEY_HEADER = API_KEY_HEADER.lower().encode()
+_BOOLS = {"true": True, "false": False}
+_HEADERS = [(b"content-type", b"application/json")]
+
+
+def parse_query(query: bytes) -> tuple[int, bool] | None:
+    """(top_k, explain) from the plain query strings the fast path takes, else None."""
+    top_k, explain = 10, False
+    if not query:
+        return top_k, explain
+    seen = set()
+    for pair in query.decode("latin-1").split("&"):
+        name, _, value = pair.partition("=")
+        if name in seen:
+            return None
+        seen.add(name)
+        if name == "top_k" and value.isascii() and value.isdigit() and len(value) <= 3:
+            top_k = int(value)
+            if not TOP_K_MIN <= top_k <= TOP_K_MAX:
+                return None
+        elif name == "explain" and value in _BOOLS:
+            explain = _BOOLS[value]
+        else:
+            return None
+    return top_k, explain
+
+
+class PredictionFastPath:
+    """ASGI middleware in front of the router; see the module docstring."""
+
+    def __init__(self, app: ASGIApp, route: Any) -> None:
+        self.app = app
+        self.route = route  # the route object, so logs and metrics name its template
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope.get("path", "")
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "GET"
+            or not path.startswith(_PREFIX)
+            or not path.endswith(_SUFFIX)
+        ):
+            await self.app(scope, receive, send)
+            return
+        user_id = path[len(_PREFIX) : -len(_SUFFIX)]
+        query = parse_query(scope.get("query_string", b""))
+        services: Services | None = getattr(scope["app"].state, "services", None)
+        if not user_id or "/" in user_id or query is None or services is None:
+            await self.app(scope, receive, send)
+            return
+        key = next((v for k, v in scope["headers"] if k == _KEY_HEADER), None)
+        try:
+            await require_api_key(services.settings, None if key is None else key.decode("latin-1"))
+            await valid_user_id(user_id, services.settings)
+        except ServiceError:
+            await self.app(scope, receive, send)  # the app answers it, as it always did
+            return
+        scope["route"] = self.route
+        top_k, explain = query
+        try:
+            body = await prediction_json(services, user_id, top_k, explain)
+        except ServiceError as exc:
+            await error_response(exc)(scope, receive, send)
+            return
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [*_HEADERS, (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
+def find_prediction_route(routes: list[Any]) -> Any:
+    return next(r for r in routes if getattr(r, "path", None) == PREDICTION_PATH)
