@@ -377,7 +377,7 @@ def render_markdown(
 def write_report(
     out_dir: Path,
     evaluation: Mapping[str, Any],
-    history: list[Mapping[str, Any]] | Mapping[str, Any],
+    history: Sequence[Mapping[str, Any]] | Mapping[str, Any],
     calibration: Any,
     data_report: Mapping[str, Any] | None,
 ) -> None:
