@@ -39,7 +39,7 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends build-essential \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY deploy/docker/requirements.py deploy/docker/requirements.py
 COPY app app
 COPY model model
@@ -65,7 +65,7 @@ RUN apt-get update \
     && mkdir -p /artifacts /data && chown seqcast:seqcast /artifacts /data
 WORKDIR /src
 RUN pip install --index-url "${TORCH_INDEX_URL}" torch==2.13.0
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY app app
 COPY model model
 # The project itself, its dependencies bounded by pyproject.toml (torch already pinned above).
