@@ -148,8 +148,8 @@ class VocabScorer:
         )
 
 
-def onnx_scorer(artifact: Artifact) -> VocabScorer:
-    model = OnnxModel(artifact)
+def onnx_scorer(artifact: Artifact, *, int8: bool = False) -> VocabScorer:
+    model = OnnxModel(artifact, int8=int8)
     logger.info("evaluating %s on %s", artifact.onnx_path, model.providers)
     return VocabScorer(model.run, artifact.manifest.features, artifact.items, artifact.categories)
 
@@ -211,17 +211,10 @@ def score_points(
     label: str = "model",
     progress: bool = False,
     chunk_size: int = CHUNK,
-    observed: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Run one scorer over all points in chunks and compute every head it answers (M).
-
-    observed, if given, marks the points whose whole horizon lies inside the log: the
-    binary heads are then also scored on those alone ("purchase_full_horizon",
-    "return_full_horizon"), where no label can be censored. The contract's labels keep a
-    purchase that fired before the log's end even when the horizon runs past it, while the
-    unfired ones there are censored, so near the end positives are over-represented; the
-    full-horizon numbers are free of that selection.
-    """
+    Binary heads are scored where their label is not censored (the whole horizon is in the
+    log, model.sequences)."""
     item_acc = metrics.RankingMetrics(RECALL_K, NDCG_K)
     category_acc = metrics.RankingMetrics(RECALL_K, NDCG_K)
     behavior: list[np.ndarray] = []
@@ -257,8 +250,6 @@ def score_points(
             continue
         prob = np.concatenate(kept)
         result[head] = _binary_metrics(prob, labels)
-        if observed is not None:
-            result[f"{head}_full_horizon"] = _binary_metrics(prob[observed], labels[observed])
     if item_acc.n:
         result["next_item"] = _ranking(item_acc)
     if category_acc.n:
@@ -348,8 +339,6 @@ def evaluate(
         raise ValueError("the test period has no prediction points; use more data")
     logger.info("%d test points (targets from %d on)", len(points), split.test_cutoff)
 
-    observed = log.ts[points.last] + h.horizon <= split.end
-
     def run(scorer: Scorer, label: str) -> dict[str, Any]:
         t0 = time.perf_counter()
         result = score_points(
@@ -359,7 +348,6 @@ def evaluate(
             label=label,
             progress=progress,
             chunk_size=chunk_size,
-            observed=observed,
         )
         result["seconds"] = time.perf_counter() - t0
         return result
@@ -368,6 +356,7 @@ def evaluate(
         "n_test_points": len(points),
         "model": run(onnx_scorer(art), "model"),
         "baselines": {},
+        **({"model_int8": run(onnx_scorer(art, int8=True), "model int8")} if m.has_int8 else {}),
         "protocol": {
             "split": {
                 "val_cutoff": split.val_cutoff,

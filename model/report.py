@@ -52,9 +52,6 @@ TABLE_ROWS = (
     ("purchase", "pr_auc", "purchase: PR AUC", True),
     ("purchase", "log_loss", "purchase: log loss", False),
     ("purchase", "ece", "purchase: ECE", False),
-    ("purchase_full_horizon", "auc", "purchase, full horizon only: ROC AUC", True),
-    ("purchase_full_horizon", "log_loss", "purchase, full horizon only: log loss", False),
-    ("purchase_full_horizon", "ece", "purchase, full horizon only: ECE", False),
     ("return", "auc", "return: ROC AUC", True),
     ("return", "log_loss", "return: log loss", False),
     ("next_item", "recall@20", "next item: Recall@20", True),
@@ -79,6 +76,8 @@ def _fmt(value: Any) -> str:
 
 def _columns(evaluation: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
     cols: dict[str, Mapping[str, Any]] = {"model": evaluation.get("model", {})}
+    if "model_int8" in evaluation:  # the quantized sibling, next to what it approximates
+        cols["model int8"] = evaluation["model_int8"]
     cols.update(evaluation.get("baselines", {}))
     return cols
 

@@ -104,18 +104,16 @@ def test_vocab_logits_map_to_log_codes_and_oov_never_ranks() -> None:
     assert stranger.any() and np.isfinite(out.item[stranger][:, :2]).all()
     assert items.index_of("stranger") >= FIRST_KNOWN + items.n_known
 
+    result = score_points(scorer, log, points)
     observed = log.ts[points.last] + 600 <= split.end
-    result = score_points(scorer, log, points, observed=observed)
-    full = result["purchase_full_horizon"]
-    assert full["n"] == int(observed.sum()) and full["n_censored"] == 0
+    assert result["purchase"]["n"] == int(observed.sum())
+    assert result["purchase"]["n_censored"] == int((~observed).sum())
     targets = log.item[points.target]
     assert result["next_item"]["unseen_rate"] == pytest.approx(np.isin(targets, [2, 3]).mean())
     assert set(result) == {
         "next_behavior",
         "purchase",
-        "purchase_full_horizon",
         "return",
-        "return_full_horizon",
         "next_item",
         "next_category",
     }
@@ -217,3 +215,15 @@ def test_evaluate_shape_on_the_exported_demo_model(demo_artifact: Path) -> None:
     assert model["purchase"]["n"] + model["purchase"]["n_censored"] == result["n_test_points"]
     assert model["purchase_full_horizon"]["n_censored"] == 0
     assert model["next_behavior"]["log_loss"] < 10 and model["purchase"]["log_loss"] < 10
+
+
+def test_int8_sibling_is_a_column_next_to_the_model() -> None:
+    evaluation = {
+        "n_test_points": 3,
+        "model": {"purchase": {"auc": 0.71}},
+        "model_int8": {"purchase": {"auc": 0.70}},
+        "baselines": {"markov": {"purchase": {"auc": 0.6}}},
+    }
+    table = comparison_table(evaluation)
+    assert table.splitlines()[0] == "| metric | model | model int8 | markov |"
+    assert "| purchase: ROC AUC | **0.7100** | 0.7000 | 0.6000 |" in table
