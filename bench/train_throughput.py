@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from model.data import load_log
-from model.sequences import TimeSplit
+from model.sequences import SplitConfig
 from model.train import TrainConfig, fit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,7 +71,7 @@ def main() -> None:
             write_csv(csv, args.synthetic_users, 0)
             data = load_log(csv, "taobao", progress=False)
         source = f"synthetic ({args.synthetic_users} users)"
-    split = TimeSplit.by_fraction(data.log, 0.2, 0.1)
+    split = SplitConfig().apply(data.log)  # the trainer's default split
     cfg = TrainConfig.preset(
         args.preset,
         max_epochs=args.epochs,

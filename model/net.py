@@ -110,22 +110,29 @@ class CopyHead(nn.Module):
     window; a copy puts probability on exactly those, whatever their popularity.
     """
 
-    def __init__(self, d_model: int) -> None:
+    def __init__(self, d_model: int, window_len: int) -> None:
         super().__init__()
         self.query = nn.Linear(d_model, d_model)
         self.key = nn.Linear(d_model, d_model)
         self.gate = nn.Linear(d_model, 1)
+        # A learned score per distance (events back from the query): recency, which the
+        # "repeat the most recent" baseline shows to be the strongest single copy signal.
+        self.recency = nn.Parameter(torch.zeros(window_len))
         self.scale = d_model**-0.5
 
-    def attention(self, hidden: Tensor, mask: Tensor) -> Tensor:
-        """hidden (B, T, C), mask (B, T, T) -> copy weights (B, T, T); rows sum to 1."""
+    def attention(self, hidden: Tensor, mask: Tensor, from_right: Tensor) -> Tensor:
+        """hidden (B, T, C), mask (B, T, T), from_right (T,) positions counted from the
+        right end -> copy weights (B, T, T); rows sum to 1."""
         scores = (self.query(hidden) @ self.key(hidden).transpose(1, 2)) * self.scale
+        distance = (from_right[None, :] - from_right[:, None]).clamp(min=0)  # (T, T) t - s
+        scores = scores + self.recency[distance]
         return scores.masked_fill(~mask, float("-inf")).softmax(dim=-1)
 
-    def last_attention(self, hidden: Tensor, real: Tensor) -> Tensor:
+    def last_attention(self, hidden: Tensor, real: Tensor, from_right: Tensor) -> Tensor:
         """The last position's copy weights (B, T) over the real positions (B, T)."""
         q = self.query(hidden[:, -1])  # (B, C)
         scores = (self.key(hidden) @ q[:, :, None]).squeeze(-1) * self.scale  # (B, T)
+        scores = scores + self.recency[from_right]
         return scores.masked_fill(~real, float("-inf")).softmax(dim=-1)
 
     def mix(self, logits: Tensor, attention: Tensor, index: Tensor, hidden: Tensor) -> Tensor:
@@ -197,8 +204,8 @@ class SeqNet(nn.Module):
         self.item_proj = nn.Linear(d, d)
         self.item_bias = nn.Parameter(torch.zeros(cfg.n_items))
         if cfg.copy:
-            self.item_copy = CopyHead(d)
-            self.category_copy = CopyHead(d)
+            self.item_copy = CopyHead(d, cfg.window_len)
+            self.category_copy = CopyHead(d, cfg.window_len)
         self.apply(self._init_weights)
         # The tied output layers start as "score each row by its similarity to the hidden
         # state", which already contains the current event's embeddings: repeating the
@@ -235,21 +242,21 @@ class SeqNet(nn.Module):
         if self.cfg.encoder == "gru":
             h, _ = self.gru(x)
             return self.ln_f(h)
-        x = self.drop(x + self.pos_emb(self._from_right(item)))
+        x = self.drop(x + self.pos_emb(self.from_right(item)))
         mask = self.window_mask(item)[:, None, :, :]  # (B, 1, T, T)
         for block in self.blocks:
             x = block(x, mask)
         return self.ln_f(x)
 
     @staticmethod
-    def _from_right(item: Tensor) -> Tensor:
+    def from_right(item: Tensor) -> Tensor:
         """Positions counted from the right end, T-1 .. 0, from tensors only (no Python int
         of T, so the traced graph keeps the time axis dynamic)."""
         return torch.ones_like(item[0]).flip(0).cumsum(0).flip(0) - 1
 
     def window_mask(self, item: Tensor) -> Tensor:
         """(B, T, T) bool: query t may look at key s (s <= t, s a real event, or s == t)."""
-        from_right = self._from_right(item)
+        from_right = self.from_right(item)
         T = item.shape[1]
         causal = self.causal[:T, :T]  # (T, T)
         diagonal = from_right[:, None] == from_right[None, :]  # (T, T)
@@ -263,7 +270,9 @@ class SeqNet(nn.Module):
         h = self.encode(item, category, behavior, gap, hour, weekday)  # (B, T, C)
         category_out = self.category_logits(h)
         if self.cfg.copy:
-            attention = self.category_copy.attention(h, self.window_mask(item))
+            attention = self.category_copy.attention(
+                h, self.window_mask(item), self.from_right(item)
+            )
             category_out = self.category_copy.mix(category_out, attention, category, h)
         return Logits(
             behavior=self.behavior_head(h),
@@ -282,12 +291,13 @@ class SeqNet(nn.Module):
         category_out = self.category_logits(last)
         item_out = self.item_logits(last)
         if self.cfg.copy:
-            real = item != 0
+            real, from_right = item != 0, self.from_right(item)
             category_out = self.category_copy.mix(
-                category_out, self.category_copy.last_attention(hidden, real), category, last
+                category_out, self.category_copy.last_attention(hidden, real, from_right),
+                category, last,
             )
             item_out = self.item_copy.mix(
-                item_out, self.item_copy.last_attention(hidden, real), item, last
+                item_out, self.item_copy.last_attention(hidden, real, from_right), item, last
             )
         return category_out, item_out
 

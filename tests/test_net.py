@@ -11,10 +11,15 @@ from model.net import NetConfig, Scorer, SeqNet
 SIZES = {"item": 50, "category": 12, "behavior": 5, "gap": 19, "hour": 25, "weekday": 8}
 
 
+ENCODERS = ["transformer", "gru", "transformer+copy"]
+
+
 def _net(encoder: str) -> SeqNet:
+    """A small network; "+copy" adds the pointer heads (NetConfig.copy)."""
     torch.manual_seed(0)
+    name, _, copy = encoder.partition("+")
     cfg = NetConfig(n_items=50, n_categories=12, n_gaps=19, window_len=10, d_model=16,
-                    n_layers=2, n_heads=2, encoder=encoder)
+                    n_layers=2, n_heads=2, encoder=name, copy=bool(copy))
     return SeqNet(cfg).eval()
 
 
@@ -23,7 +28,7 @@ def _inputs(batch: int, length: int, seed: int = 1) -> list[torch.Tensor]:
     return [torch.randint(1, SIZES[name], (batch, length), generator=g) for name in INPUT_NAMES]
 
 
-@pytest.mark.parametrize("encoder", ["transformer", "gru"])
+@pytest.mark.parametrize("encoder", ENCODERS)
 def test_output_shapes(encoder: str) -> None:
     net = _net(encoder)
     out = net(*_inputs(3, 7))
@@ -35,7 +40,7 @@ def test_output_shapes(encoder: str) -> None:
     torch.testing.assert_close(scored[0].sum(dim=1), torch.ones(3))
 
 
-@pytest.mark.parametrize("encoder", ["transformer", "gru"])
+@pytest.mark.parametrize("encoder", ENCODERS)
 def test_later_events_do_not_change_earlier_positions(encoder: str) -> None:
     net = _net(encoder)
     x = _inputs(2, 8)
@@ -48,7 +53,7 @@ def test_later_events_do_not_change_earlier_positions(encoder: str) -> None:
     assert not torch.allclose(a.behavior[:, 5:], b.behavior[:, 5:])
 
 
-@pytest.mark.parametrize("encoder", ["transformer", "gru"])
+@pytest.mark.parametrize("encoder", ENCODERS)
 def test_left_padding_changes_nothing(encoder: str) -> None:
     net = _net(encoder)
     x = _inputs(1, 6)
@@ -73,8 +78,9 @@ def test_batch_rows_are_independent() -> None:
     torch.testing.assert_close(alone.behavior, together.behavior[1:2], atol=1e-5, rtol=1e-5)
 
 
-def test_surprise_is_the_negative_log_probability_of_each_event() -> None:
-    net = _net("transformer")
+@pytest.mark.parametrize("encoder", ["transformer", "transformer+copy"])
+def test_surprise_is_the_negative_log_probability_of_each_event(encoder: str) -> None:
+    net = _net(encoder)
     x = _inputs(1, 5)
     x = [torch.cat([torch.zeros(1, 2, dtype=torch.int64), t], dim=1) for t in x]  # 2 pads
     temperatures = {"behavior": 1.7}
@@ -105,3 +111,27 @@ def test_config_is_checked() -> None:
         NetConfig(n_items=5, n_categories=5, n_gaps=5, encoder="lstm")
     with pytest.raises(ValueError, match="multiple of n_heads"):
         NetConfig(n_items=5, n_categories=5, n_gaps=5, d_model=30, n_heads=4)
+
+
+def test_copy_heads_put_probability_on_the_window() -> None:
+    """With the gate shut on the generator, the item and category outputs are exactly the
+    copy distribution: log-probabilities over the window's own rows, the floor elsewhere;
+    and the last position's scores agree with the per-position mixture of forward()."""
+    net = _net("transformer+copy")
+    x = _inputs(2, 6)
+    x = [torch.cat([torch.zeros(2, 3, dtype=torch.int64), t], dim=1) for t in x]  # 3 pads
+    with torch.no_grad():
+        for head in (net.item_copy, net.category_copy):
+            head.gate.weight.zero_()
+            head.gate.bias.fill_(-30.0)  # g = sigmoid(-30): all mass on the copy
+    scored = Scorer(net, {}).eval()(*x)
+    category, item = scored[3], scored[4]
+    for row in range(2):
+        for logp, ids in ((item[row], x[0][row, 3:]), (category[row], x[1][row, 3:])):
+            p = logp.exp()
+            torch.testing.assert_close(p.sum(), torch.tensor(1.0), atol=1e-5, rtol=0)
+            inside = torch.zeros_like(p, dtype=torch.bool)
+            inside[ids] = True
+            assert bool((p[inside] > 1e-6).all())
+            assert bool((p[~inside] < 1e-12).all())
+    torch.testing.assert_close(net(*x).category[:, -1], category, atol=1e-5, rtol=1e-5)
