@@ -242,6 +242,9 @@ def test_serve_with_two_workers_shares_redis_and_aggregates_metrics(
                 return False
 
         wait_until(ready, timeout=60)
+        # /readyz answers for one worker; the aggregated gauge (livemin) is 1 once both are.
+        wait_until(lambda: metric_value(httpx.get(url + "/metrics").text,
+                                        "seqcast_model_ready") == 1, timeout=60)
         # New connections each time, so that the requests spread over both workers.
         with httpx.Client(base_url=url, headers={"Connection": "close"}) as http:
             for k in range(8):

@@ -213,7 +213,7 @@ def test_evaluate_shape_on_the_exported_demo_model(demo_artifact: Path) -> None:
     assert 0.0 <= model["next_item"]["unseen_rate"] < 1.0
     assert model["next_behavior"]["n"] == result["n_test_points"]
     assert model["purchase"]["n"] + model["purchase"]["n_censored"] == result["n_test_points"]
-    assert model["purchase_full_horizon"]["n_censored"] == 0
+    assert model["purchase"]["n_censored"] > 0, "the log's last horizon is censored"
     assert model["next_behavior"]["log_loss"] < 10 and model["purchase"]["log_loss"] < 10
 
 
