@@ -127,6 +127,30 @@ def test_benchmark_end_to_end_with_sknn(synthetic_csv: Path, tmp_path: Path) -> 
     assert "| V-SkNN |" in (out / "results.md").read_text()
 
 
+def test_invocations_on_one_out_directory_merge_into_one_table(
+    synthetic_csv: Path, tmp_path: Path
+) -> None:
+    """RecBole in one invocation, the rest in another: one results.json; a re-run of a model
+    and seed replaces its row; results of another split are refused, not mixed in."""
+    out = tmp_path / "results"
+    first = run.main(["--data", str(synthetic_csv), "--out", str(out), "--models", "sknn"])
+    earlier = json.loads((out / "results.json").read_text())
+    other = {"model": "RecBole SASRec", "seed": 7, "seconds": 1.0,
+             "metrics": {"next_item": {"recall@20": 0.25, "ndcg@10": 0.125}}}
+    earlier["runs"].append(other)
+    (out / "results.json").write_text(json.dumps(earlier))
+    second = run.main(["--data", str(synthetic_csv), "--out", str(out), "--models", "sknn"])
+    assert [r["model"] for r in second["runs"]] == ["RecBole SASRec", "V-SkNN"]
+    assert second["runs"][1]["metrics"] == first["runs"][0]["metrics"]
+    assert second["summary"]["RecBole SASRec"]["next_item.ndcg@10"]["mean"] == 0.125
+    assert second["meta"]["seeds"] == [0, 1, 2, 7]
+    assert "| RecBole SASRec |" in (out / "results.md").read_text()
+    earlier["meta"]["split"]["test_cutoff"] += 1
+    (out / "results.json").write_text(json.dumps(earlier))
+    with pytest.raises(SystemExit, match="split differ"):
+        run.main(["--data", str(synthetic_csv), "--out", str(out), "--models", "sknn"])
+
+
 def test_recbole_export_matches_the_trainers_points(synthetic_csv: Path, tmp_path: Path) -> None:
     from model.data import load_log
     from model.pipeline import SplitConfig

@@ -186,13 +186,43 @@ def markdown_table(summary: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+SAME_BENCHMARK = ("data", "n_events", "n_test_points", "split")
+
+
+def earlier_runs(out: Path, meta: dict[str, Any]) -> list[dict[str, Any]]:
+    """The runs already in out/results.json, when they were scored on the same test points
+    (same data and split); an out directory of another benchmark is refused, not mixed in."""
+    path = out / "results.json"
+    if not path.exists():
+        return []
+    earlier = json.loads(path.read_text())
+    differs = [k for k in SAME_BENCHMARK if earlier["meta"].get(k) != meta[k]]
+    if differs:
+        raise SystemExit(
+            f"{path} holds results of another benchmark ({', '.join(differs)} differ): "
+            "choose another --out or remove it"
+        )
+    return list(earlier["runs"])
+
+
+def merge_runs(earlier: list[dict[str, Any]], new: dict[str, Any]) -> list[dict[str, Any]]:
+    """earlier with new added; a run of the same model and seed is replaced."""
+    same = (new["model"], new["seed"])
+    return [r for r in earlier if (r["model"], r["seed"]) != same] + [new]
+
+
 def write_results(out: Path, meta: dict[str, Any], runs: list[dict[str, Any]]) -> dict[str, Any]:
     """results.json and results.md under out (rewritten after every run, so a long benchmark
-    that is stopped keeps what it finished)."""
+    that is stopped keeps what it finished). Written by rename: a benchmark split over
+    several invocations (say RecBole in one, seqcast in another) merges into one table."""
     summary = summarize(runs)
+    seeds = sorted({r["seed"] for r in runs if r["seed"] is not None} | set(meta["seeds"]))
+    meta = {**meta, "seeds": seeds}
     results = {"meta": meta, "summary": summary, "runs": runs}
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    partial = out / f".results.json.{os.getpid()}"
+    partial.write_text(json.dumps(results, indent=2, default=str))
+    partial.replace(out / "results.json")
     notes = [
         f"Data: `{meta['data']}` ({meta['n_events']} events after cleaning), "
         f"{meta['n_test_points']} test points; split {meta['split']}.",
@@ -271,15 +301,18 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
     }
     stderr(f"{len(data.log)} events, {len(points)} test points, split {split}")
-    runs: list[dict[str, Any]] = []
+    kept = earlier_runs(args.out, meta)
+    if kept:
+        stderr(f"{args.out}: keeping {len(kept)} earlier runs (same model and seed replaced)")
 
     def record(
         model: str, seed: int | None, metrics: dict[str, Any], seconds: float | None
     ) -> None:
-        runs.append({"model": model, "seed": seed, "seconds": seconds, "metrics": metrics})
+        run = {"model": model, "seed": seed, "seconds": seconds, "metrics": metrics}
+        # Re-read: another invocation may have written runs to the same directory meanwhile.
+        write_results(args.out, meta, merge_runs(earlier_runs(args.out, meta), run))
         took = "" if seconds is None else f"{seconds:.0f}s "
         stderr(f"  {model} (seed {seed}): {took}{one_line(metrics)}")
-        write_results(args.out, meta, runs)
 
     if "sknn" in wanted:
         stderr("sknn: V-SkNN on the sessions before the test cutoff (deterministic: one run)")
@@ -317,7 +350,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 stderr(f"[seed {seed}] RecBole {name}")
                 metrics, seconds = run_recbole(name, rb_dir, seed, args, cfg0.window_len)
                 record(f"RecBole {name}", seed, metrics, seconds)
-    results = write_results(args.out, meta, runs)
+    results = write_results(args.out, meta, earlier_runs(args.out, meta))
     stderr(f"wrote {args.out / 'results.json'} and {args.out / 'results.md'}")
     return results
 
