@@ -117,7 +117,8 @@ class CopyHead(nn.Module):
         self.gate = nn.Linear(d_model, 1)
         # A learned score per distance (events back from the query): recency, which the
         # "repeat the most recent" baseline shows to be the strongest single copy signal.
-        self.recency = nn.Parameter(torch.zeros(window_len))
+        # It starts at -log(1 + distance): most recent first, as that baseline ranks.
+        self.recency = nn.Parameter(-torch.log1p(torch.arange(window_len, dtype=torch.float)))
         self.scale = d_model**-0.5
 
     def attention(self, hidden: Tensor, mask: Tensor, from_right: Tensor) -> Tensor:
