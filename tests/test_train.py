@@ -17,6 +17,7 @@ from model.train import (
     CHECKPOINT,
     TrainConfig,
     TrainedModel,
+    Validation,
     build_vocab,
     fit,
     length_batches,
@@ -195,3 +196,20 @@ def test_warm_start_keeps_known_ids_and_their_weights(
         warm.net.behavior_head.weight.detach(), trained.net.behavior_head.weight.detach(),
         atol=1e-5, rtol=0,
     )
+
+
+def test_early_stopping_scores_a_seeded_subset_of_the_validation_points() -> None:
+    n = 50
+    val = Validation(
+        features={"item": np.arange(n * 3).reshape(n, 3)},
+        targets={"item": np.arange(n), "purchase": np.arange(n) % 2},
+    )
+    sub = val.sample(20, seed=4)
+    assert len(sub) == 20
+    kept = sub.targets["item"]
+    assert np.all(np.diff(kept) > 0), "a subset, in the original order"
+    assert sub.features["item"].tolist() == val.features["item"][kept].tolist()
+    assert sub.targets["purchase"].tolist() == (kept % 2).tolist(), "rows stay aligned"
+    assert val.sample(20, seed=4).targets["item"].tolist() == kept.tolist()
+    assert val.sample(20, seed=5).targets["item"].tolist() != kept.tolist()
+    assert val.sample(n, seed=4) is val
