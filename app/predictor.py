@@ -21,7 +21,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -33,7 +33,7 @@ import numpy as np
 from app.errors import ArtifactRejected, ModelNotReady
 from app.metrics import Metrics
 from model.artifact import MANIFEST, Artifact, ArtifactError, load_artifact
-from model.features import BEHAVIOR_NAMES, FIRST_KNOWN, Event, occlusions
+from model.features import BEHAVIOR_NAMES, FIRST_KNOWN, Event, Vocab, occlusions, window_oov
 from model.runtime import PREFERRED_PROVIDERS, OnnxModel, Outputs
 
 log = logging.getLogger(__name__)
@@ -86,24 +86,28 @@ class LoadedModel:
         return self.model.providers[0]
 
 
-def softmax_top_k(logits: np.ndarray, n_known: int, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k over the known ids only (vocab rows FIRST_KNOWN..), softmax among them.
-
-    Returns (index into the known ids, probability), each (B, min(k, n_known)), best first.
-    """
-    known = logits[:, FIRST_KNOWN : FIRST_KNOWN + n_known].astype(np.float64)
-    k = min(k, n_known)
+def top_k_ids(logits: np.ndarray, vocab: Vocab, window_ids: Iterable[str | None], k: int
+              ) -> list[dict[str, Any]]:
+    """The k most probable ids of one row of scores (a softmax of them is the head's
+    distribution), best first, as `{"id", "score"}` with the probability among the candidates:
+    the known ids, plus the window's ids outside the vocabulary, each scored by its hashed
+    bucket (`model.features.window_oov`: the copy heads put probability there)."""
+    extra_ids, extra_rows, extra_shift = window_oov(vocab, window_ids)
+    scores = logits[FIRST_KNOWN : FIRST_KNOWN + vocab.n_known].astype(np.float64)
+    if len(extra_ids):
+        scores = np.concatenate([scores, logits[extra_rows] - extra_shift])
+    k = min(k, len(scores))
     if k == 0:
-        empty = np.zeros((len(logits), 0))
-        return empty.astype(np.int64), empty
-    known = known - known.max(axis=1, keepdims=True)
-    probs = np.exp(known)
-    probs /= probs.sum(axis=1, keepdims=True)
-    rows = np.arange(len(probs))[:, None]
-    part = np.argpartition(-probs, k - 1, axis=1)[:, :k]
-    part_probs = probs[rows, part]
-    order = np.argsort(-part_probs, axis=1, kind="stable")
-    return part[rows, order], part_probs[rows, order]
+        return []
+    probs = np.exp(scores - scores.max())
+    probs /= probs.sum()
+    part = np.argpartition(-probs, k - 1)[:k]
+    order = part[np.argsort(-probs[part], kind="stable")]
+    n_known, ids = vocab.n_known, vocab.ids
+    return [
+        {"id": ids[i] if i < n_known else extra_ids[i - n_known], "score": p}
+        for i, p in zip(order.tolist(), probs[order].tolist(), strict=True)
+    ]
 
 
 def surprise_percentile(surprise: float, quantiles: Sequence[float] | np.ndarray) -> float:
@@ -396,11 +400,6 @@ class Predictor:
         artifact = current.artifact
         manifest = artifact.manifest
         purchase = float(out["purchase_prob"][row])
-        items_idx, items_p = softmax_top_k(out["item_logits"][row : row + 1],
-                                           artifact.items.n_known, request.top_k)
-        cats_idx, cats_p = softmax_top_k(out["category_logits"][row : row + 1],
-                                         artifact.categories.n_known, request.top_k)
-        item_ids, category_ids = artifact.items.ids, artifact.categories.ids
         prediction: Prediction = {
             "model_version": manifest.model_version,
             "cold_start": False,
@@ -411,14 +410,10 @@ class Predictor:
             "purchase_probability": purchase,
             "return_probability": float(out["return_prob"][row]),
             "horizon_seconds": manifest.horizon_seconds,
-            "top_items": [
-                {"id": item_ids[i], "score": p}
-                for i, p in zip(items_idx[0].tolist(), items_p[0].tolist(), strict=True)
-            ],
-            "top_categories": [
-                {"id": category_ids[i], "score": p}
-                for i, p in zip(cats_idx[0].tolist(), cats_p[0].tolist(), strict=True)
-            ],
+            "top_items": top_k_ids(out["item_logits"][row], artifact.items,
+                                   (e.item_id for e in window), request.top_k),
+            "top_categories": top_k_ids(out["category_logits"][row], artifact.categories,
+                                        (e.category_id for e in window), request.top_k),
         }
         if len(window) >= 2:
             surprise = float(out["event_surprise"][row, -(len(window) - 1) :].mean())

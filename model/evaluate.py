@@ -11,7 +11,9 @@ same graph the service runs, on windows featurized by `model.features.featurize_
 with the artifact's vocabularies (the same featurization as the service's
 `featurize_windows`, vectorized). Its item / category logits are mapped from the vocabulary
 layout to the log's code space: ids outside the vocabulary score -inf, hashed OOV bucket
-columns are never ranked.
+columns are never ranked themselves, but an id outside the vocabulary that occurs in the
+point's window is ranked by its bucket's score, as the service does
+(`model.features.window_oov`: the copy heads put probability on the window's own rows).
 """
 
 from __future__ import annotations
@@ -95,6 +97,28 @@ def code_columns(raw_ids: np.ndarray, vocab: Vocab) -> tuple[np.ndarray, np.ndar
     return index, vocab.is_known(index)
 
 
+def rank_window_oov(
+    scores: np.ndarray, logits: np.ndarray, index: np.ndarray, oov: np.ndarray,
+    point: np.ndarray, codes: np.ndarray,
+) -> None:
+    """Give the codes outside the vocabulary that occur in a point's window their bucket's
+    score, in place: `model.features.window_oov` over code arrays, the service's rule.
+
+    scores (B, n codes); logits (B, vocab rows); index/oov per code (vocabulary row, is a
+    hashed bucket); point/codes the (point, code) of every window event. Distinct codes of
+    one window sharing a bucket split it (log of their count subtracted)."""
+    keep = oov[codes]
+    pairs = np.unique(np.stack([point[keep], codes[keep]], axis=1), axis=0)  # (P, 2)
+    if len(pairs) == 0:
+        return
+    b, c = pairs[:, 0], pairs[:, 1]
+    rows = index[c]
+    _, inverse, counts = np.unique(
+        np.stack([b, rows], axis=1), axis=0, return_inverse=True, return_counts=True
+    )
+    scores[b, c] = logits[b, rows] - np.log(counts[inverse.ravel()])
+
+
 Predict = Callable[[Features], Mapping[str, np.ndarray]]
 
 
@@ -114,11 +138,8 @@ class VocabScorer:
         self._log = log
         self.item_index, self.item_known = code_columns(log.item_ids, self.items)
         self.category_index, self.category_known = code_columns(log.category_ids, self.categories)
-
-    def _ranked(self, logits: np.ndarray, index: np.ndarray, known: np.ndarray) -> np.ndarray:
-        scores = logits[:, index]  # (B, n codes)
-        scores[:, ~known] = -np.inf
-        return scores
+        self.item_oov = self.items.is_oov(self.item_index)
+        self.category_oov = self.categories.is_oov(self.category_index)
 
     def features(self, log: EventLog, points: Points) -> Features:
         """Model inputs of the points' windows (what `featurize_windows` makes of the same
@@ -137,14 +158,25 @@ class VocabScorer:
 
     def score(self, log: EventLog, points: Points) -> Scores:
         out = self.predict(self.features(log, points))
+        rows, _, lengths = window_events(points)
+        point = np.repeat(np.arange(len(lengths)), lengths)
+
+        def ranked(logits: np.ndarray, index: np.ndarray, known: np.ndarray, oov: np.ndarray,
+                   codes: np.ndarray) -> np.ndarray:
+            logits = np.asarray(logits)
+            scores = logits[:, index]  # (B, n codes)
+            scores[:, ~known] = -np.inf
+            rank_window_oov(scores, logits, index, oov, point, codes[rows])
+            return scores
+
         return Scores(
             behavior=np.asarray(out["behavior_probs"], dtype=np.float64),
             purchase=np.asarray(out["purchase_prob"], dtype=np.float64),
             returns=np.asarray(out["return_prob"], dtype=np.float64),
-            category=self._ranked(
-                np.asarray(out["category_logits"]), self.category_index, self.category_known
-            ),
-            item=self._ranked(np.asarray(out["item_logits"]), self.item_index, self.item_known),
+            category=ranked(out["category_logits"], self.category_index, self.category_known,
+                            self.category_oov, log.category),
+            item=ranked(out["item_logits"], self.item_index, self.item_known, self.item_oov,
+                        log.item),
         )
 
 

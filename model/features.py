@@ -126,6 +126,10 @@ class Vocab:
     def is_known(self, index: np.ndarray) -> np.ndarray:
         return (index >= FIRST_KNOWN) & (index < FIRST_KNOWN + len(self.ids))
 
+    def is_oov(self, index: np.ndarray) -> np.ndarray:
+        """Rows of the hashed out-of-vocabulary buckets."""
+        return index >= FIRST_KNOWN + len(self.ids)
+
     def id_of(self, index: int) -> str:
         return self.ids[index - FIRST_KNOWN]
 
@@ -139,6 +143,29 @@ class Vocab:
 
     def lookup(self, raws: Iterable[str | None]) -> np.ndarray:
         return np.fromiter((self.index_of(r) for r in raws), dtype=np.int64)
+
+
+def window_oov(
+    vocab: Vocab, raws: Iterable[str | None]
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The window's ids outside the vocabulary, as extra ranking candidates.
+
+    The copy heads put probability on the window's own rows, hashed buckets included, so an
+    id first seen after training (a new item the shopper keeps viewing) can still be ranked
+    by its bucket's score. Returns (distinct raw ids, first seen first; their bucket rows;
+    log of how many of them share each one's bucket): candidates that collide in one bucket
+    split its probability evenly, so the scores stay a distribution.
+    """
+    found: dict[str, int] = {}
+    for raw in raws:
+        if raw is None or raw == "" or raw in found:
+            continue
+        row = vocab.index_of(raw)
+        if row >= FIRST_KNOWN + vocab.n_known:
+            found[raw] = row
+    rows = np.fromiter(found.values(), dtype=np.int64, count=len(found))
+    _, inverse, counts = np.unique(rows, return_inverse=True, return_counts=True)
+    return list(found), rows, np.log(counts[inverse].astype(np.float64))
 
 
 class Event(NamedTuple):

@@ -97,6 +97,31 @@ def test_prediction_equals_the_exported_model_offline(
     assert 0 <= got["anomaly"]["percentile"] <= 1
 
 
+def test_a_new_item_the_shopper_keeps_viewing_is_ranked_by_its_bucket(
+    client: TestClient, demo_artifact: Path
+) -> None:
+    """An item first seen after training cannot be in the vocabulary, but the copy heads put
+    probability on its hashed bucket: it is a candidate, scored by that bucket's share."""
+    posted = known_events(demo_artifact, "u-new-item", 6)
+    posted += [event("u-new-item", 6 + k, item_id="brand-new-item") for k in range(3)]
+    assert client.post("/v1/events", json={"events": posted}).status_code == 200
+    got = client.get("/v1/users/u-new-item/prediction", params={"top_k": 100}).json()
+    artifact = load_artifact(demo_artifact)
+    items = artifact.items
+    logits = offline(demo_artifact, as_events(posted))["item_logits"][0].astype(np.float64)
+    candidates = np.append(logits[2 : 2 + items.n_known], logits[items.index_of("brand-new-item")])
+    probs = np.exp(candidates - candidates.max())
+    probs /= probs.sum()
+    scores = {s["id"]: s["score"] for s in got["top_items"]}
+    tol = 10 * artifact.manifest.parity_tolerance
+    rank = int((probs > probs[-1]).sum())
+    assert rank < 100, "viewed three times in a row: among the top 100"
+    assert got["top_items"][rank]["id"] == "brand-new-item"
+    assert scores["brand-new-item"] == pytest.approx(probs[-1], abs=tol)
+    first = got["top_items"][0]
+    assert first["score"] == pytest.approx(probs.max(), abs=tol)
+
+
 def test_explanation_is_the_drop_in_purchase_probability_without_each_event(
     client: TestClient, demo_artifact: Path
 ) -> None:

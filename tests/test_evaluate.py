@@ -85,10 +85,11 @@ def test_window_events_are_the_windows_in_order() -> None:
     assert local_starts.tolist() == [0, 3] and lengths.tolist() == [3, 1]
 
 
-def test_vocab_logits_map_to_log_codes_and_oov_never_ranks() -> None:
+def test_vocab_logits_map_to_log_codes_and_window_oov_ids_rank_by_their_bucket() -> None:
     log, split = small_log()
     spec = FeatureSpec(window_len=4, n_oov_items=8, n_oov_categories=2)
-    # "c" is left out of the item vocabulary: the model can never rank it.
+    # "c" is left out of the item vocabulary, like "stranger": each can be ranked only where
+    # it occurs in the window, by the score of the bucket it hashes to (as the service does).
     items, categories = Vocab(["b", "a"], 8), Vocab(["x", "y"], 2)
     model = RepeatLastItem(items.size, categories.size)
     scorer = VocabScorer(model, spec, items, categories)
@@ -96,20 +97,27 @@ def test_vocab_logits_map_to_log_codes_and_oov_never_ranks() -> None:
     out = scorer.score(log, points)
     assert out.item is not None and out.item.shape == (len(points), 4)
     last = log.item[points.last]
-    known = np.isin(last, [0, 1])  # a or b: in the vocabulary
-    assert (out.item[known].argmax(axis=1) == last[known]).all()
-    assert np.isneginf(out.item[:, 2]).all() and np.isneginf(out.item[:, 3]).all()
-    # The "stranger" hashes into an OOV bucket whose logit is the top one: still not ranked.
+    assert (out.item.argmax(axis=1) == last).all(), "the last item's row scores 5, OOV or not"
     stranger = last == 3
-    assert stranger.any() and np.isfinite(out.item[stranger][:, :2]).all()
+    assert stranger.any() and (~stranger).any()
     assert items.index_of("stranger") >= FIRST_KNOWN + items.n_known
+    # Outside the vocabulary and absent from the window: a miss.
+    assert np.isneginf(out.item[stranger][:, 2]).all()
+    assert np.isneginf(out.item[~stranger][:, 3]).all()
+    # "c" in a window of a, b, c: ranked by its bucket (logit 1 unless it is the last event).
+    cycling = ~stranger & (last != 2)
+    assert (out.item[cycling][:, 2] == 1.0).all()
+    assert np.isfinite(out.item[stranger][:, :2]).all()
 
     result = score_points(scorer, log, points)
     observed = log.ts[points.last] + 600 <= split.end
     assert result["purchase"]["n"] == int(observed.sum())
     assert result["purchase"]["n_censored"] == int((~observed).sum())
     targets = log.item[points.target]
-    assert result["next_item"]["unseen_rate"] == pytest.approx(np.isin(targets, [2, 3]).mean())
+    in_window = [t in log.item[s : s + n] for t, s, n in
+                 zip(targets, points.start, points.length, strict=True)]
+    unrankable = np.isin(targets, [2, 3]) & ~np.array(in_window)
+    assert result["next_item"]["unseen_rate"] == pytest.approx(unrankable.mean())
     assert set(result) == {
         "next_behavior",
         "purchase",

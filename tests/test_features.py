@@ -19,6 +19,7 @@ from model.features import (
     featurize_windows,
     gap_bucket,
     occlusions,
+    window_oov,
 )
 
 SPEC = FeatureSpec(window_len=6, tz_offset_seconds=8 * 3600, n_oov_items=16, n_oov_categories=4)
@@ -139,3 +140,14 @@ def test_spec_round_trips_and_refuses_unknown_hash() -> None:
     assert FeatureSpec.from_dict(SPEC.to_dict()) == SPEC
     with pytest.raises(ValueError, match="crc32"):
         FeatureSpec.from_dict({**SPEC.to_dict(), "hash": "md5"})
+
+
+def test_window_oov_lists_unknown_window_ids_once_with_their_buckets() -> None:
+    vocab = Vocab(["k0", "k1"], 1)  # one bucket: every unknown id collides
+    ids, rows, shift = window_oov(vocab, ["k0", "new-a", None, "", "new-b", "new-a", "k1"])
+    assert ids == ["new-a", "new-b"]
+    assert rows.tolist() == [vocab.index_of("new-a")] * 2 == [FIRST_KNOWN + 2] * 2
+    assert shift == pytest.approx(np.log([2.0, 2.0])), "two ids split one bucket"
+    ids, rows, shift = window_oov(Vocab(["k0"], 64), ["k0", "new-a"])
+    assert ids == ["new-a"] and shift.tolist() == [0.0]
+    assert window_oov(vocab, ["k0", None])[0] == []
