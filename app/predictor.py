@@ -93,20 +93,21 @@ def top_k_ids(logits: np.ndarray, vocab: Vocab, window_ids: Iterable[str | None]
     the known ids, plus the window's ids outside the vocabulary, each scored by its hashed
     bucket (`model.features.window_oov`: the copy heads put probability there)."""
     extra_ids, extra_rows, extra_shift = window_oov(vocab, window_ids)
-    scores = logits[FIRST_KNOWN : FIRST_KNOWN + vocab.n_known].astype(np.float64)
-    if len(extra_ids):
-        scores = np.concatenate([scores, logits[extra_rows] - extra_shift])
+    scores = logits[FIRST_KNOWN : FIRST_KNOWN + vocab.n_known]
+    if extra_ids:
+        scores = np.concatenate([scores, logits[extra_rows] - extra_shift.astype(scores.dtype)])
     k = min(k, len(scores))
     if k == 0:
         return []
-    probs = np.exp(scores - scores.max())
-    probs /= probs.sum()
-    part = np.argpartition(-probs, k - 1)[:k]
-    order = part[np.argsort(-probs[part], kind="stable")]
+    top = scores.max()
+    total = np.exp(scores - top).sum(dtype=np.float64)  # the softmax's normaliser
+    part = np.argpartition(-scores, k - 1)[:k]
+    order = part[np.argsort(-scores[part], kind="stable")]
+    probs = np.exp(scores[order].astype(np.float64) - float(top)) / total
     n_known, ids = vocab.n_known, vocab.ids
     return [
         {"id": ids[i] if i < n_known else extra_ids[i - n_known], "score": p}
-        for i, p in zip(order.tolist(), probs[order].tolist(), strict=True)
+        for i, p in zip(order.tolist(), probs.tolist(), strict=True)
     ]
 
 

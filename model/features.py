@@ -19,6 +19,7 @@ Weekday: 0 padding, 1..7 (Monday = 1).
 from __future__ import annotations
 
 import zlib
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -157,15 +158,20 @@ def window_oov(
     split its probability evenly, so the scores stay a distribution.
     """
     found: dict[str, int] = {}
+    first_oov = FIRST_KNOWN + vocab.n_known
     for raw in raws:
         if raw is None or raw == "" or raw in found:
             continue
         row = vocab.index_of(raw)
-        if row >= FIRST_KNOWN + vocab.n_known:
+        if row >= first_oov:
             found[raw] = row
-    rows = np.fromiter(found.values(), dtype=np.int64, count=len(found))
-    _, inverse, counts = np.unique(rows, return_inverse=True, return_counts=True)
-    return list(found), rows, np.log(counts[inverse].astype(np.float64))
+    rows = list(found.values())
+    sharing = Counter(rows)
+    return (
+        list(found),
+        np.array(rows, dtype=np.int64),
+        np.log(np.array([sharing[r] for r in rows], dtype=np.float64)),
+    )
 
 
 class Event(NamedTuple):
