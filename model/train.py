@@ -97,9 +97,9 @@ class TrainConfig:
     category_loss: str = "sampled"  # "sampled" | "full" (docs/model.md: speed vs quality)
     n_category_negatives: int = 256
     device: str = "auto"  # "auto" (CUDA when present) | "cpu" | "cuda" | "cuda:N"
-    # Early stopping scores a seeded sample of this many validation points each epoch (a
-    # full-window forward per point: on Taobao all 17,456 cost ~10x the epoch's training);
-    # calibration and the surprise quantiles use every point.
+    # Early stopping, calibration and the surprise quantiles use a seeded sample of this
+    # many validation points (each a full-window forward: on Taobao all 17,456 cost ~10x an
+    # epoch's training, per epoch).
     max_val_points: int = 4096
 
     def __post_init__(self) -> None:
@@ -657,8 +657,8 @@ def fit(
     item_index = index_table(log.item_ids, items)
     cat_index = index_table(log.category_ids, categories)
     data = Indexed.of(train, item_index, cat_index, cfg, split.val_cutoff - 1)
-    val = _validation(log, split, cfg, spec, item_index, cat_index)
-    stopping = val.sample(cfg.max_val_points, cfg.seed)
+    all_val = _validation(log, split, cfg, spec, item_index, cat_index)
+    val = all_val.sample(cfg.max_val_points, cfg.seed)
     starts, lengths = training_windows(train, cfg.window_len)
 
     net_cfg = NetConfig(
@@ -706,9 +706,9 @@ def fit(
     )
     if talk:
         logger.info(
-            "training %s: %d events (%d windows), %d validation points (%d for early "
-            "stopping), %d items + %d OOV, %d categories + %d OOV, %d parameters, device %s",
-            cfg.encoder, len(train), len(starts), len(val), len(stopping), items.n_known,
+            "training %s: %d events (%d windows), %d of %d validation points, %d items + %d "
+            "OOV, %d categories + %d OOV, %d parameters, device %s",
+            cfg.encoder, len(train), len(starts), len(val), len(all_val), items.n_known,
             items.n_oov,
             categories.n_known, categories.n_oov, n_parameters(net), device,
         )
@@ -763,7 +763,7 @@ def fit(
         seconds = time.perf_counter() - t0
         cpu_seconds = time.process_time() - cpu0
         train_losses = (sums / max(n_steps, 1)).tolist()
-        val_losses = _validation_losses(net, stopping, device)
+        val_losses = _validation_losses(net, val, device)
         val_total = sum(
             w * val_losses[k] for w, k in zip(cfg.head_weights(), HEAD_NAMES, strict=True)
         )
