@@ -302,6 +302,26 @@ class SeqNet(nn.Module):
             )
         return category_out, item_out
 
+    def next_category_logp(self, hidden: Tensor, item: Tensor, category: Tensor) -> Tensor:
+        """(B, T-1): log p(category of event t + 1) under the prediction at position t, the
+        same value as the per-position distribution of `forward` at that category, without
+        building it: the generator's log-softmax is gathered at the target and the copy
+        part sums the pointer weights of the window positions holding it (as in training).
+        hidden (B, T, C); item, category the (B, T) inputs."""
+        h = hidden[:, :-1]  # (B, T-1, C)
+        target = category[:, 1:]  # (B, T-1)
+        logits = self.category_logits(h)  # (B, T-1, K)
+        # log_softmax, not logsumexp: ONNX Runtime's ReduceLogSumExp is several times slower.
+        logp = logits.log_softmax(-1).gather(-1, target[..., None]).squeeze(-1)
+        if not self.cfg.copy:
+            return logp
+        pointer = self.category_copy
+        attention = pointer.attention(hidden, self.window_mask(item), self.from_right(item))
+        match = category[:, None, :] == target[:, :, None]  # (B, T-1, T)
+        p_copy = (attention[:, :-1] * match).sum(-1)  # (B, T-1)
+        g = torch.sigmoid(pointer.gate(h).squeeze(-1))
+        return torch.log((g * logp.exp() + (1.0 - g) * p_copy).clamp_min(LOG_FLOOR))
+
     def category_logits(self, h: Tensor) -> Tensor:
         """(..., C) -> (..., n_categories), scored against the tied category embeddings."""
         return self.category_proj(h) @ self.category_emb.weight.T + self.category_bias
@@ -330,32 +350,33 @@ class Scorer(nn.Module):
         self, item: Tensor, category: Tensor, behavior: Tensor, gap: Tensor, hour: Tensor,
         weekday: Tensor,
     ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
-        out = self.net(item, category, behavior, gap, hour, weekday)
-        category_last, item_last = self.net.last_scores(out.hidden, item, category)
-        behavior_logp = F.log_softmax(out.behavior / self.t_behavior, dim=-1)  # (B, T, 4)
-        surprise = event_surprise(behavior_logp, out.category, behavior, category)
+        net = self.net
+        h = net.encode(item, category, behavior, gap, hour, weekday)  # (B, T, C)
+        last = h[:, -1]  # (B, C)
+        category_last, item_last = net.last_scores(h, item, category)
+        behavior_logp = F.log_softmax(net.behavior_head(h) / self.t_behavior, dim=-1)  # (B, T, 4)
+        surprise = event_surprise(behavior_logp, net.next_category_logp(h, item, category),
+                                  behavior)
         return (
             behavior_logp[:, -1].exp(),
-            torch.sigmoid(out.purchase[:, -1] / self.t_purchase),
-            torch.sigmoid(out.returns[:, -1] / self.t_return),
+            torch.sigmoid(net.purchase_head(last).squeeze(-1) / self.t_purchase),
+            torch.sigmoid(net.return_head(last).squeeze(-1) / self.t_return),
             category_last,
             item_last,
             surprise,
         )
 
 
-def event_surprise(
-    behavior_logp: Tensor, category_logits: Tensor, behavior: Tensor, category: Tensor
-) -> Tensor:
+def event_surprise(behavior_logp: Tensor, category_logp: Tensor, behavior: Tensor) -> Tensor:
     """-log p(behavior_t) - log p(category_t) under the prediction made at position t - 1.
 
-    behavior_logp (B, T, 4) log-probabilities; category_logits (B, T, n_categories);
-    behavior/category the (B, T) inputs. 0 at padding and at the window's first event.
+    behavior_logp (B, T, 4) log-probabilities; category_logp (B, T-1) the log-probability of
+    each next event's category (`SeqNet.next_category_logp`); behavior the (B, T) input.
+    0 at padding and at the window's first event.
     """
-    category_logp = F.log_softmax(category_logits, dim=-1)  # (B, T, K)
     nxt_behavior = (behavior[:, 1:] - 1).clamp(min=0)  # (B, T-1) behavior code of event t
     lp_b = behavior_logp[:, :-1].gather(2, nxt_behavior[..., None]).squeeze(-1)  # (B, T-1)
-    lp_c = category_logp[:, :-1].gather(2, category[:, 1:, None]).squeeze(-1)  # (B, T-1)
+    lp_c = category_logp
     has_prev = (behavior[:, :-1] > 0) & (behavior[:, 1:] > 0)  # (B, T-1)
     s = torch.where(has_prev, -(lp_b + lp_c), torch.zeros_like(lp_b))
     first = torch.zeros_like(behavior_logp[:, :1, 0])  # (B, 1), also when T == 1
