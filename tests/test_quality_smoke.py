@@ -175,6 +175,9 @@ def test_recbole_export_matches_the_trainers_points(synthetic_csv: Path, tmp_pat
     }
     assert used and all(counts_in_train[i] >= 2 for i in used)  # seqcast's min_item_count
     assert max(int(r.split("\t")[3]) for r in train_rows[1:]) < split.val_cutoff
+    valid_rows = (tmp_path / "atomic/seqcast/seqcast.valid.inter").read_text().splitlines()
+    test_rows = (tmp_path / "atomic/seqcast/seqcast.test.inter").read_text().splitlines()
+    assert len(test_rows) > 1 and test_rows == valid_rows[: len(test_rows)]  # RecBole needs rows
     saved = np.load(tmp_path / "test_points.npz")
     assert saved["target_item"].tolist() == log.item[points.target].tolist()
     assert np.diff(saved["seq_offsets"]).tolist() == points.length.tolist()

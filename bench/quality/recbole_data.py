@@ -92,15 +92,12 @@ def export(
     valid = Points(valid.start[keep], valid.last[keep], valid.purchase[keep], valid.returns[keep])
     n_train = _write_inter(atomic / f"{DATASET}.train.inter", train_log, train_points, vocab)
     n_valid = _write_inter(atomic / f"{DATASET}.valid.inter", before_test, valid, vocab)
-    # RecBole insists on a test file; it is never evaluated (the test points are scored by
-    # the worker), so it repeats a few validation rows.
-    few = slice(0, min(16, len(valid)))
-    _write_inter(
-        atomic / f"{DATASET}.test.inter",
-        before_test,
-        Points(valid.start[few], valid.last[few], valid.purchase[few], valid.returns[few]),
-        vocab,
-    )
+    if n_valid == 0:
+        raise ValueError("no validation point has a target in RecBole's item vocabulary")
+    # RecBole insists on a non-empty test file; it is never evaluated (the test points are
+    # scored by the worker), so it repeats the first validation rows that were written.
+    valid_rows = (atomic / f"{DATASET}.valid.inter").read_text().splitlines(keepends=True)
+    (atomic / f"{DATASET}.test.inter").write_text("".join(valid_rows[:17]))
 
     lengths = test.length
     np.savez(
