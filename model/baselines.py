@@ -444,8 +444,11 @@ class LightGBM:
             {"objective": "multiclass", "num_class": N_BEHAVIORS}, all_rows, next_behavior
         )
         known = np.flatnonzero(points.purchase != CENSORED)
-        self.purchase_model = fit(
-            {"objective": "binary"}, known, points.purchase[known].astype(np.int64)
+        labels = points.purchase[known].astype(np.int64)
+        # A log shorter than the horizon censors every purchase label, and trees cannot be
+        # grown on one class: then the baseline has no purchase answer (the column is "—").
+        self.purchase_model = (
+            fit({"objective": "binary"}, known, labels) if len(np.unique(labels)) == 2 else None
         )
         self.tz_offset_seconds = h.tz_offset_seconds
         self._features: tuple[EventLog, RecencyFeatures] | None = None
@@ -453,16 +456,17 @@ class LightGBM:
             "lightgbm: %d training points, %d + %d trees",
             len(points),
             self.behavior_model.current_iteration(),
-            self.purchase_model.current_iteration(),
+            0 if self.purchase_model is None else self.purchase_model.current_iteration(),
         )
 
     def score(self, log: EventLog, points: Points) -> Scores:
         if self._features is None or self._features[0] is not log:
             self._features = (log, RecencyFeatures(log, self.tz_offset_seconds))
         x = self._features[1](points)
+        purchase = self.purchase_model
         return Scores(
             behavior=np.asarray(self.behavior_model.predict(x)),
-            purchase=np.asarray(self.purchase_model.predict(x)),
+            purchase=None if purchase is None else np.asarray(purchase.predict(x)),
         )
 
 

@@ -112,6 +112,17 @@ def test_lightgbm_learns_the_funnel_from_recency_features() -> None:
     assert result["purchase"]["auc"] > 0.9
 
 
+def test_lightgbm_without_purchase_labels_answers_behavior_only() -> None:
+    """A log shorter than the horizon censors every purchase label (the REES46 sample: 3 h
+    of events, a 24 h horizon): no purchase trees, the behavior head still answers."""
+    log, split = cycle_log(n_users=40)
+    long = Horizon(window_len=5, horizon=10 * 86400, return_gap=30)
+    points = points_of(log, split, long.window_len, long.horizon, long.return_gap)
+    result = score_points(fit_classical(["lightgbm"], log, split, long)["lightgbm"], log, points)
+    assert set(result) == {"next_behavior"}
+    assert result["next_behavior"]["accuracy"] == 1.0
+
+
 def test_unknown_baseline_is_refused() -> None:
     log, split = cycle_log(n_users=2)
     with pytest.raises(ValueError, match="unknown baselines"):
