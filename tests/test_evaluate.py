@@ -17,6 +17,7 @@ from model.evaluate import (
     GruOptions,
     VocabScorer,
     evaluate,
+    rank_window_oov,
     score_points,
     window_events,
 )
@@ -125,6 +126,21 @@ def test_vocab_logits_map_to_log_codes_and_window_oov_ids_rank_by_their_bucket()
         "next_item",
         "next_category",
     }
+
+
+def test_window_oov_codes_sharing_a_bucket_split_it() -> None:
+    """Codes 0 and 1 hash to bucket row 5, code 2 to row 6, code 3 is known (row 2): in
+    point 0's window 0, 1 and 3 occur (0 twice), in point 1's only 2."""
+    logits = np.log(np.array([[0.1, 0.1, 0.2, 0.1, 0.1, 0.3, 0.1], [0.1] * 5 + [0.2, 0.3]]))
+    index = np.array([5, 5, 6, 2])
+    oov = np.array([True, True, True, False])
+    scores = np.full((2, 4), -np.inf)
+    rank_window_oov(scores, logits, index, oov, np.array([0, 0, 0, 0, 1]),
+                    np.array([0, 1, 0, 3, 2]))
+    np.testing.assert_allclose(np.exp(scores[0, :2]), [0.15, 0.15])
+    assert np.isneginf(scores[0, 2:]).all(), "absent from the window / known: not touched here"
+    np.testing.assert_allclose(np.exp(scores[1, 2]), 0.3)
+    assert np.isneginf(scores[1, [0, 1, 3]]).all()
 
 
 def test_evaluator_features_equal_the_service_featurization() -> None:
