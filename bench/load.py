@@ -444,12 +444,14 @@ def redis_floor(redis_url: str, duration: float, max_requests: int) -> Result:
 
 def onnx_floors(artifact: Path, workload: Workload, duration: float,
                 max_requests: int) -> list[Result]:
+    from app.settings import Settings
     from model.artifact import load_artifact
     from model.features import Event
     from model.runtime import OnnxModel
 
     a = load_artifact(artifact)
-    model = OnnxModel(a)
+    # The service's session options: SEQCAST_MODEL_THREADS intra-op threads (default 1).
+    model = OnnxModel(a, intra_op_threads=Settings().model_threads)
     window_len = a.manifest.features.window_len
     rng = random.Random(0)
     ts = time.time() - 86400
