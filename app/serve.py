@@ -22,6 +22,11 @@ from app.settings import Settings
 
 log = logging.getLogger(__name__)
 
+# uvicorn restarts a worker that does not answer its supervisor's ping in time (default 5 s).
+# A worker answers from a thread that needs the GIL, so on a busy machine one still importing
+# NumPy / ONNX Runtime or checking its model missed it and was killed and started again.
+WORKER_HEALTHCHECK_SECONDS = 30
+
 
 def _supervise_forever(server: EmbeddedRedis, stop: threading.Event) -> None:
     while not stop.wait(1.0):
@@ -69,6 +74,7 @@ def serve(
                 host=host,
                 port=port,
                 workers=workers,
+                timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
                 log_config=None,
                 access_log=False,
             )
