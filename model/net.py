@@ -9,9 +9,11 @@ position embedding counted from the RIGHT end of the window: windows are left-pa
 
 Every position is a prediction point; the heads read the hidden state of position t and
 predict event t + 1 (next behavior, category and item) and the binary outcomes after event t
-(purchase and return within the horizon). `forward` returns per-position logits for
-training; `Scorer` wraps a trained network into the exported graph: calibrated
-probabilities at the last position plus the per-event surprise of the whole window.
+(purchase and return within the horizon). `forward` returns every head at every position,
+the full per-position distributions: the reference that the cheaper paths are tested
+against. Training (`model.train.TrainStep`) and the exported graph (`Scorer`: calibrated
+probabilities at the last position plus the per-event surprise of the whole window) compute
+from `encode` only what they need, never a (B, T, vocabulary) mixture.
 
 `forward` takes tensors and returns tensors, with no Python branching on data, so that
 tracing for ONNX export records one graph for every batch size and window length.
@@ -376,9 +378,8 @@ def event_surprise(behavior_logp: Tensor, category_logp: Tensor, behavior: Tenso
     """
     nxt_behavior = (behavior[:, 1:] - 1).clamp(min=0)  # (B, T-1) behavior code of event t
     lp_b = behavior_logp[:, :-1].gather(2, nxt_behavior[..., None]).squeeze(-1)  # (B, T-1)
-    lp_c = category_logp
     has_prev = (behavior[:, :-1] > 0) & (behavior[:, 1:] > 0)  # (B, T-1)
-    s = torch.where(has_prev, -(lp_b + lp_c), torch.zeros_like(lp_b))
+    s = torch.where(has_prev, -(lp_b + category_logp), torch.zeros_like(lp_b))
     first = torch.zeros_like(behavior_logp[:, :1, 0])  # (B, 1), also when T == 1
     return torch.cat([first, s], dim=1)  # (B, T)
 
