@@ -86,12 +86,14 @@ class TrainConfig:
     return_gap_seconds: int = 1800
     encoder: str = "transformer"  # "transformer" | "gru"
     copy: bool = True  # pointer heads for item and category (model.net.CopyHead)
-    # Loss weights of the small heads (category and item weigh 1). Their losses are a few
-    # tenths of a nat against the ranking heads' 4-8, so unweighted the shared encoder and
-    # the early stopping serve the ranking heads almost alone.
+    # Loss weights of the heads, in the training loss and the early-stopping criterion. The
+    # small heads' losses are a few tenths of a nat against the ranking heads' 4-10, so
+    # unweighted the shared encoder and the early stopping serve the ranking heads alone.
     behavior_weight: float = 5.0
     purchase_weight: float = 3.0
     return_weight: float = 1.0
+    category_weight: float = 1.0
+    item_weight: float = 1.0
     item_loss: str = "sampled"  # "sampled" (log-Q corrected sampled softmax) | "full"
     n_negatives: int = 1024  # negatives shared by a batch, sampled item softmax
     category_loss: str = "sampled"  # "sampled" | "full" (docs/model.md: speed vs quality)
@@ -126,7 +128,8 @@ class TrainConfig:
 
     def head_weights(self) -> list[float]:
         """Loss weight of each head, in HEAD_NAMES order."""
-        return [self.behavior_weight, self.purchase_weight, self.return_weight, 1.0, 1.0]
+        return [self.behavior_weight, self.purchase_weight, self.return_weight,
+                self.category_weight, self.item_weight]
 
 
 PRESETS: dict[str, TrainConfig] = {
