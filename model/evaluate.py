@@ -144,8 +144,12 @@ class VocabScorer:
     def features(self, log: EventLog, points: Points) -> Features:
         """Model inputs of the points' windows (what `featurize_windows` makes of the same
         events as raw `Event`s)."""
+        return self._features(log, *window_events(points))
+
+    def _features(
+        self, log: EventLog, rows: np.ndarray, local_starts: np.ndarray, lengths: np.ndarray
+    ) -> Features:
         self._bind(log)
-        rows, local_starts, lengths = window_events(points)
         return featurize_indexed(
             self.item_index[log.item[rows]],
             self.category_index[log.category[rows]],
@@ -157,9 +161,9 @@ class VocabScorer:
         )
 
     def score(self, log: EventLog, points: Points) -> Scores:
-        out = self.predict(self.features(log, points))
-        rows, _, lengths = window_events(points)
-        point = np.repeat(np.arange(len(lengths)), lengths)
+        rows, local_starts, lengths = window_events(points)
+        out = self.predict(self._features(log, rows, local_starts, lengths))
+        point = np.repeat(np.arange(len(lengths)), lengths)  # the point of each window event
 
         def ranked(logits: np.ndarray, index: np.ndarray, known: np.ndarray, oov: np.ndarray,
                    codes: np.ndarray) -> np.ndarray:
