@@ -406,9 +406,7 @@ class LightGBM:
             target_until=split.test_cutoff,
             known_until=split.test_cutoff - 1,
         )
-        if len(points) > max_points:
-            keep = np.sort(np.random.default_rng(seed).choice(len(points), max_points, False))
-            points = _subset(points, keep)
+        points = points.sample(max_points, seed)
         x = RecencyFeatures(train, h.tz_offset_seconds)(points)
         late = train.ts[points.target] >= split.val_cutoff
         params = {**LIGHTGBM_PARAMS, "seed": seed}
@@ -469,14 +467,6 @@ class LightGBM:
             purchase=None if purchase is None else np.asarray(purchase.predict(x)),
         )
 
-
-def _subset(points: Points, keep: np.ndarray) -> Points:
-    return Points(
-        start=points.start[keep],
-        last=points.last[keep],
-        purchase=points.purchase[keep],
-        returns=points.returns[keep],
-    )
 
 
 CLASSICAL = ("popularity", "markov", "last", "lightgbm")

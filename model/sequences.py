@@ -206,6 +206,16 @@ class Points:
     def length(self) -> np.ndarray:
         return self.last - self.start + 1
 
+    def take(self, index: np.ndarray) -> Points:
+        return Points(self.start[index], self.last[index], self.purchase[index],
+                      self.returns[index])
+
+    def sample(self, n: int, seed: int) -> Points:
+        """A seeded subset of n points (all of them when there are fewer), in their order."""
+        if len(self) <= n:
+            return self
+        return self.take(np.sort(np.random.default_rng(seed).choice(len(self), n, replace=False)))
+
 
 def prediction_points(
     log: EventLog,

@@ -440,24 +440,18 @@ class Validation:
     def __len__(self) -> int:
         return len(self.features["item"])
 
-    def sample(self, n: int, seed: int) -> Validation:
-        """A seeded subset of n points (all of them when there are fewer), in their order."""
-        if len(self) <= n:
-            return self
-        keep = np.sort(np.random.default_rng(seed).choice(len(self), n, replace=False))
-        return Validation(
-            features={k: v[keep] for k, v in self.features.items()},
-            targets={k: v[keep] for k, v in self.targets.items()},
-        )
 
 
 def _validation(
     events: EventLog, split: TimeSplit, cfg: TrainConfig, spec: FeatureSpec,
     items: np.ndarray, categories: np.ndarray,
-) -> Validation:
-    before_test, points = validation_points(
+) -> tuple[Validation, int]:
+    """The featurized sample of `cfg.max_val_points` validation points, and how many there
+    were in all."""
+    before_test, every = validation_points(
         events, split, cfg.window_len, cfg.horizon_seconds, cfg.return_gap_seconds
     )
+    points = every.sample(cfg.max_val_points, cfg.seed)
     data = Indexed.of(before_test, items, categories, cfg, split.test_cutoff - 1)
     feats, _ = data.batch(points.start, points.length, spec, cfg.window_len)
     t = points.target
@@ -470,7 +464,7 @@ def _validation(
             "purchase": points.purchase.astype(np.int64),
             "return": points.returns.astype(np.int64),
         },
-    )
+    ), len(every)
 
 
 @torch.no_grad()
@@ -660,8 +654,7 @@ def fit(
     item_index = index_table(log.item_ids, items)
     cat_index = index_table(log.category_ids, categories)
     data = Indexed.of(train, item_index, cat_index, cfg, split.val_cutoff - 1)
-    all_val = _validation(log, split, cfg, spec, item_index, cat_index)
-    val = all_val.sample(cfg.max_val_points, cfg.seed)
+    val, n_val = _validation(log, split, cfg, spec, item_index, cat_index)
     starts, lengths = training_windows(train, cfg.window_len)
 
     net_cfg = NetConfig(
@@ -711,7 +704,7 @@ def fit(
         logger.info(
             "training %s: %d events (%d windows), %d of %d validation points, %d items + %d "
             "OOV, %d categories + %d OOV, %d parameters, device %s",
-            cfg.encoder, len(train), len(starts), len(val), len(all_val), items.n_known,
+            cfg.encoder, len(train), len(starts), len(val), n_val, items.n_known,
             items.n_oov,
             categories.n_known, categories.n_oov, n_parameters(net), device,
         )

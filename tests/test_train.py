@@ -11,13 +11,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from model.features import FIRST_KNOWN
-from model.sequences import EventLog, TimeSplit, validation_points
+from model.sequences import EventLog, Points, TimeSplit, validation_points
 from model.synth import generate
 from model.train import (
     CHECKPOINT,
     TrainConfig,
     TrainedModel,
-    Validation,
     build_vocab,
     fit,
     length_batches,
@@ -198,18 +197,17 @@ def test_warm_start_keeps_known_ids_and_their_weights(
     )
 
 
-def test_early_stopping_scores_a_seeded_subset_of_the_validation_points() -> None:
+def test_validation_sample_is_a_seeded_subset_of_the_points_in_order() -> None:
     n = 50
-    val = Validation(
-        features={"item": np.arange(n * 3).reshape(n, 3)},
-        targets={"item": np.arange(n), "purchase": np.arange(n) % 2},
-    )
-    sub = val.sample(20, seed=4)
+    points = Points(start=np.arange(n), last=np.arange(n) + 3, purchase=np.arange(n) % 2,
+                    returns=np.arange(n) % 3)
+    sub = points.sample(20, seed=4)
     assert len(sub) == 20
-    kept = sub.targets["item"]
+    kept = sub.start
     assert np.all(np.diff(kept) > 0), "a subset, in the original order"
-    assert sub.features["item"].tolist() == val.features["item"][kept].tolist()
-    assert sub.targets["purchase"].tolist() == (kept % 2).tolist(), "rows stay aligned"
-    assert val.sample(20, seed=4).targets["item"].tolist() == kept.tolist()
-    assert val.sample(20, seed=5).targets["item"].tolist() != kept.tolist()
-    assert val.sample(n, seed=4) is val
+    assert sub.last.tolist() == (kept + 3).tolist(), "fields stay aligned"
+    assert sub.purchase.tolist() == (kept % 2).tolist()
+    assert sub.returns.tolist() == (kept % 3).tolist()
+    assert points.sample(20, seed=4).start.tolist() == kept.tolist()
+    assert points.sample(20, seed=5).start.tolist() != kept.tolist()
+    assert points.sample(n, seed=4) is points

@@ -87,9 +87,7 @@ def export(
     before_test, valid = validation_points(log, split, max_len, horizon=1, return_gap=1)
     if len(train_points) == 0 or len(valid) == 0:
         raise ValueError("the split leaves no training or no validation points for RecBole")
-    rng = np.random.default_rng(seed)
-    keep = np.sort(rng.choice(len(valid), size=min(max_valid_points, len(valid)), replace=False))
-    valid = Points(valid.start[keep], valid.last[keep], valid.purchase[keep], valid.returns[keep])
+    valid = valid.sample(max_valid_points, seed)
     n_train = _write_inter(atomic / f"{DATASET}.train.inter", train_log, train_points, vocab)
     n_valid = _write_inter(atomic / f"{DATASET}.valid.inter", before_test, valid, vocab)
     if n_valid == 0:
