@@ -228,7 +228,9 @@ def test_serve_with_two_workers_shares_redis_and_aggregates_metrics(
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEQCAST_")}
     env.update(SEQCAST_DATA_DIR=str(tmp_path / "var"), SEQCAST_RELOAD_POLL_SECONDS="0",
                SEQCAST_MODEL_THREADS="1")
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    metrics_dir = tmp_path / "metrics"  # serve() keeps a directory it is given
+    metrics_dir.mkdir()
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     code = (f"from app.serve import serve; from pathlib import Path; "
             f"serve(Path({str(demo_artifact)!r}), None, '127.0.0.1', {port}, 2)")
     proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL,
@@ -242,9 +244,14 @@ def test_serve_with_two_workers_shares_redis_and_aggregates_metrics(
                 return False
 
         wait_until(ready, timeout=60)
-        # /readyz answers for one worker; the aggregated gauge (livemin) is 1 once both are.
-        wait_until(lambda: metric_value(httpx.get(url + "/metrics").text,
-                                        "seqcast_model_ready") == 1, timeout=60)
+        # /readyz answers for one worker, and a worker's gauges exist only once it has built
+        # its app: livemin over one worker's file reads 1 while the other is still starting.
+        def both_ready() -> bool:
+            workers = len(list(metrics_dir.glob("gauge_livemin_*.db")))
+            text = httpx.get(url + "/metrics").text
+            return workers == 2 and metric_value(text, "seqcast_model_ready") == 1
+
+        wait_until(both_ready, timeout=60)
         # New connections each time, so that the requests spread over both workers.
         with httpx.Client(base_url=url, headers={"Connection": "close"}) as http:
             for k in range(8):
