@@ -6,6 +6,9 @@ A token is the sum of the embeddings of the event's item, category, behavior, ga
 hour and weekday (index 0 of every table is padding and embeds to zero), plus a learned
 position embedding counted from the RIGHT end of the window: windows are left-padded (see
 `model.features`), so "the last event" is always position 0 whatever the window length.
+With `behavior_stats`, each token also carries a projection of its prefix's behavior counts
+(`behavior_stats`): how many views, favs, carts and buys the window holds up to it. Computed
+in the graph from the behavior input, so the trainer/service contract does not change.
 
 Every position is a prediction point; the heads read the hidden state of position t and
 predict event t + 1 (next behavior, category and item) and the binary outcomes after event t
@@ -48,6 +51,7 @@ class NetConfig:
     dropout: float = 0.1
     encoder: str = "transformer"  # "transformer" | "gru"
     copy: bool = False  # pointer heads: item and category mixtures with a copy of the window
+    behavior_stats: bool = False  # each token also embeds its prefix's behavior counts
 
     def __post_init__(self) -> None:
         if self.encoder not in ("transformer", "gru"):
@@ -186,6 +190,8 @@ class SeqNet(nn.Module):
         self.gap_emb = nn.Embedding(cfg.n_gaps, d, padding_idx=0)
         self.hour_emb = nn.Embedding(1 + HOURS, d, padding_idx=0)
         self.weekday_emb = nn.Embedding(1 + WEEKDAYS, d, padding_idx=0)
+        if cfg.behavior_stats:
+            self.stats_proj = nn.Linear(2 * N_BEHAVIORS, d)
         self.drop = nn.Dropout(cfg.dropout)
         # Causal mask built once; the diagonal is always allowed so a padded query
         # (which has only padded keys before it) still has one key and no NaN.
@@ -242,6 +248,8 @@ class SeqNet(nn.Module):
             + self.hour_emb(hour)
             + self.weekday_emb(weekday)
         )  # (B, T, C); exactly zero at padding
+        if self.cfg.behavior_stats:
+            x = x + self.stats_proj(behavior_stats(behavior))
         if self.cfg.encoder == "gru":
             h, _ = self.gru(x)
             return self.ln_f(h)
@@ -367,6 +375,19 @@ class Scorer(nn.Module):
             item_last,
             surprise,
         )
+
+
+def behavior_stats(behavior: Tensor) -> Tensor:
+    """(B, T) behavior input -> (B, T, 8): at each position, log(1 + count) and share of each
+    behavior among the window's events up to and including it (zero at the left padding).
+
+    What the recency/frequency trees lean on (a shopper who favs or carts a lot keeps doing
+    it): on the Taobao sample trees on these counts alone reach a next-behavior macro AUC of
+    0.739, which the network did not learn from the behavior tokens (0.66, docs/model.md)."""
+    codes = torch.arange(1, N_BEHAVIORS + 1, device=behavior.device)
+    counts = (behavior[..., None] == codes).float().cumsum(1)  # (B, T, 4)
+    shares = counts / counts.sum(-1, keepdim=True).clamp(min=1.0)
+    return torch.cat([torch.log1p(counts), shares], dim=-1)
 
 
 def event_surprise(behavior_logp: Tensor, category_logp: Tensor, behavior: Tensor) -> Tensor:

@@ -68,7 +68,7 @@ class TrainConfig:
     dropout: float = 0.1
     window_len: int = 50
     batch_size: int = 64
-    lr: float = 3e-3
+    lr: float = 1e-3
     weight_decay: float = 0.01
     warmup_steps: int = 50
     grad_clip: float = 1.0
@@ -86,6 +86,7 @@ class TrainConfig:
     return_gap_seconds: int = 1800
     encoder: str = "transformer"  # "transformer" | "gru"
     copy: bool = True  # pointer heads for item and category (model.net.CopyHead)
+    behavior_stats: bool = True  # prefix behavior counts in every token (model.net)
     # Loss weights of the heads, in the training loss and the early-stopping criterion. The
     # small heads' losses are a few tenths of a nat against the ranking heads' 4-10, so
     # unweighted the shared encoder and the early stopping serve the ranking heads alone.
@@ -627,6 +628,7 @@ def fit(
         arch = {k: old["net_config"][k] for k in ("d_model", "n_layers", "n_heads", "encoder")}
         arch["window_len"] = old["net_config"]["window_len"]
         arch["copy"] = old["net_config"].get("copy", False)
+        arch["behavior_stats"] = old["net_config"].get("behavior_stats", False)
         if any(getattr(cfg, k) != v for k, v in arch.items()):
             logger.warning("warm start: architecture taken from %s: %s", init_from, arch)
         cfg = replace(cfg, **arch)
@@ -668,6 +670,7 @@ def fit(
         dropout=cfg.dropout,
         encoder=cfg.encoder,
         copy=cfg.copy,
+        behavior_stats=cfg.behavior_stats,
     )
     net = SeqNet(net_cfg)
     _popularity_biases(net, data)

@@ -6,20 +6,22 @@ import pytest
 import torch
 
 from model.features import INPUT_NAMES
-from model.net import NetConfig, Scorer, SeqNet
+from model.net import NetConfig, Scorer, SeqNet, behavior_stats
 
 SIZES = {"item": 50, "category": 12, "behavior": 5, "gap": 19, "hour": 25, "weekday": 8}
 
 
-ENCODERS = ["transformer", "gru", "transformer+copy"]
+ENCODERS = ["transformer", "gru", "transformer+copy", "transformer+copy+stats", "gru+stats"]
 
 
 def _net(encoder: str) -> SeqNet:
-    """A small network; "+copy" adds the pointer heads (NetConfig.copy)."""
+    """A small network; "+copy" adds the pointer heads (NetConfig.copy), "+stats" the
+    prefix behavior counts (NetConfig.behavior_stats)."""
     torch.manual_seed(0)
-    name, _, copy = encoder.partition("+")
+    name, *flags = encoder.split("+")
     cfg = NetConfig(n_items=50, n_categories=12, n_gaps=19, window_len=10, d_model=16,
-                    n_layers=2, n_heads=2, encoder=name, copy=bool(copy))
+                    n_layers=2, n_heads=2, encoder=name, copy="copy" in flags,
+                    behavior_stats="stats" in flags)
     return SeqNet(cfg).eval()
 
 
@@ -135,3 +137,14 @@ def test_copy_heads_put_probability_on_the_window() -> None:
             assert bool((p[inside] > 1e-6).all())
             assert bool((p[~inside] < 1e-12).all())
     torch.testing.assert_close(net(*x).category[:, -1], category, atol=1e-5, rtol=1e-5)
+
+
+def test_behavior_stats_count_the_prefix() -> None:
+    # left padding, then view, fav, view, buy (behavior input codes are 1 + Behavior)
+    stats = behavior_stats(torch.tensor([[0, 0, 1, 2, 1, 4]]))[0]
+    assert stats.shape == (6, 8)
+    torch.testing.assert_close(stats[:2], torch.zeros(2, 8))
+    counts = torch.expm1(stats[:, :4])
+    torch.testing.assert_close(counts[-1], torch.tensor([2.0, 1.0, 0.0, 1.0]))
+    torch.testing.assert_close(counts[3], torch.tensor([1.0, 1.0, 0.0, 0.0]))
+    torch.testing.assert_close(stats[-1, 4:], torch.tensor([0.5, 0.25, 0.0, 0.25]))
