@@ -101,7 +101,7 @@ def top_k_ids(logits: np.ndarray, vocab: Vocab, window_ids: Iterable[str | None]
         return []
     top = scores.max()
     total = np.exp(scores - top).sum(dtype=np.float64)  # the softmax's normaliser
-    part = np.argpartition(-scores, k - 1)[:k]
+    part = np.argpartition(scores, len(scores) - k)[-k:]  # no negated copy of every score
     order = part[np.argsort(-scores[part], kind="stable")]
     probs = np.exp(scores[order].astype(np.float64) - float(top)) / total
     n_known, ids = vocab.n_known, vocab.ids
