@@ -8,7 +8,9 @@
 
 Concurrent requests are coalesced: a single batcher task takes everything queued (up to
 `max_batch` windows) into one ONNX Runtime call, run off the event loop in one worker
-thread (a lone request of a few windows runs on the loop's thread: no hop). Under load
+thread, a lone request too (that thread's core keeps the model's weights in its cache;
+scored on the loop's thread, between HTTP parsing and Redis replies, the call was slower
+than the hop costs: docs/benchmarks-service.md). Under load
 (the last batch served several requests) it also waits up to `batch_wait_ms` for more; a
 lone client never waits. A batch runs entirely on the model that was current when it
 started, so a reload never changes a model under a request.
@@ -44,10 +46,6 @@ Prediction = dict[str, Any]
 as plain dicts and floats: the hot route serializes it directly, the others validate it.
 Keys whose value would be null are left out, as `response_model_exclude_none` does."""
 
-# A lone request of up to this many windows is scored on the event loop's thread: a model
-# call that small takes about as long as the two thread switches of a hop to the worker
-# thread (and on a busy machine each switch can wait for a core).
-INLINE_ROWS = 4
 Signature = tuple[int, int, int]
 
 
@@ -352,11 +350,7 @@ class Predictor:
                     request.future.set_exception(ModelNotReady("the model was unloaded"))
                 continue
             try:
-                if len(batch) == 1 and rows <= INLINE_ROWS:
-                    results = self._run(current, batch)
-                else:
-                    results = await loop.run_in_executor(self._executor, self._run, current,
-                                                         batch)
+                results = await loop.run_in_executor(self._executor, self._run, current, batch)
             except Exception as exc:  # fail the callers, keep the batcher alive
                 log.exception("model call failed")
                 for request in batch:
