@@ -11,7 +11,8 @@ Concurrent requests are coalesced: a single batcher task takes everything queued
 thread, a lone request too (that thread's core keeps the model's weights in its cache;
 scored on the loop's thread, between HTTP parsing and Redis replies, the call was slower
 than the hop costs: docs/benchmarks-service.md). Under load
-(the last batch served several requests) it also waits up to `batch_wait_ms` for more; a
+(the last batch served several requests) it can also wait up to `batch_wait_ms` for more
+(default 0: everything that queued during the previous call is batch enough); a
 lone client never waits. A batch runs entirely on the model that was current when it
 started, so a reload never changes a model under a request.
 """
@@ -192,7 +193,7 @@ class Predictor:
         artifact_dir: Path,
         *,
         metrics: Metrics,
-        batch_wait_ms: float = 2.0,
+        batch_wait_ms: float = 0.0,
         max_batch: int = 64,
         providers: Sequence[str] = PREFERRED_PROVIDERS,
         model_threads: int = 1,

@@ -38,7 +38,9 @@ class Settings(BaseSettings):
     max_batch_events: int = Field(default=1000, gt=0, le=100_000)
     max_body_bytes: int = Field(default=1 << 20, gt=0)
     max_id_length: int = Field(default=128, gt=0, le=1024)
-    batch_wait_ms: float = Field(default=2.0, ge=0, le=1000)
+    # 0: a batch is whatever queued while the previous model call ran. A wait for more
+    # only added latency for closed-loop clients (docs/benchmarks-service.md).
+    batch_wait_ms: float = Field(default=0.0, ge=0, le=1000)
     max_model_batch: int = Field(default=64, gt=0)
     model_threads: int = Field(
         default=1, ge=0,
