@@ -6,8 +6,8 @@ A token is the sum of the embeddings of the event's item, category, behavior, ga
 hour and weekday (index 0 of every table is padding and embeds to zero), plus a learned
 position embedding counted from the RIGHT end of the window: windows are left-padded (see
 `model.features`), so "the last event" is always position 0 whatever the window length.
-With `behavior_stats`, each token also carries a projection of its prefix's behavior counts
-(`behavior_stats`): how many views, favs, carts and buys the window holds up to it. Computed
+With `NetConfig.behavior_stats`, each token also carries a projection of its prefix's
+behavior counts: how many views, favs, carts and buys the window holds up to it. Computed
 in the graph from the behavior input, so the trainer/service contract does not change.
 
 Every position is a prediction point; the heads read the hidden state of position t and
