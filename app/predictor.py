@@ -92,7 +92,7 @@ def top_k_ids(logits: np.ndarray, vocab: Vocab, window_ids: Iterable[str | None]
     the known ids, plus the window's ids outside the vocabulary, each scored by its hashed
     bucket (`model.features.window_oov`: the copy heads put probability there)."""
     extra_ids, extra_rows, extra_shift = window_oov(vocab, window_ids)
-    scores = logits[FIRST_KNOWN : FIRST_KNOWN + vocab.n_known]
+    scores = logits[FIRST_KNOWN : vocab.first_oov]
     if extra_ids:
         scores = np.concatenate([scores, logits[extra_rows] - extra_shift.astype(scores.dtype)])
     k = min(k, len(scores))

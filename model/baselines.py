@@ -468,7 +468,6 @@ class LightGBM:
         )
 
 
-
 CLASSICAL = ("popularity", "markov", "last", "lightgbm")
 
 

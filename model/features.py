@@ -120,16 +120,21 @@ class Vocab:
         return len(self.ids)
 
     @property
+    def first_oov(self) -> int:
+        """Row of the first hashed out-of-vocabulary bucket."""
+        return FIRST_KNOWN + len(self.ids)
+
+    @property
     def size(self) -> int:
         """Rows of the embedding table (and width of the output layer)."""
-        return FIRST_KNOWN + len(self.ids) + self.n_oov
+        return self.first_oov + self.n_oov
 
     def is_known(self, index: np.ndarray) -> np.ndarray:
-        return (index >= FIRST_KNOWN) & (index < FIRST_KNOWN + len(self.ids))
+        return (index >= FIRST_KNOWN) & (index < self.first_oov)
 
     def is_oov(self, index: np.ndarray) -> np.ndarray:
         """Rows of the hashed out-of-vocabulary buckets."""
-        return index >= FIRST_KNOWN + len(self.ids)
+        return index >= self.first_oov
 
     def id_of(self, index: int) -> str:
         return self.ids[index - FIRST_KNOWN]
@@ -140,7 +145,7 @@ class Vocab:
         known = self._index.get(raw)
         if known is not None:
             return known
-        return FIRST_KNOWN + len(self.ids) + zlib.crc32(raw.encode()) % self.n_oov
+        return self.first_oov + zlib.crc32(raw.encode()) % self.n_oov
 
     def lookup(self, raws: Iterable[str | None]) -> np.ndarray:
         return np.fromiter((self.index_of(r) for r in raws), dtype=np.int64)
@@ -158,7 +163,7 @@ def window_oov(
     split its probability evenly, so the scores stay a distribution.
     """
     found: dict[str, int] = {}
-    first_oov = FIRST_KNOWN + vocab.n_known
+    first_oov = vocab.first_oov
     for raw in raws:
         if raw is None or raw == "" or raw in found:
             continue
