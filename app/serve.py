@@ -23,8 +23,9 @@ from app.settings import Settings
 log = logging.getLogger(__name__)
 
 # uvicorn restarts a worker that does not answer its supervisor's ping in time (default 5 s).
-# A worker answers from a thread that needs the GIL, so on a busy machine one still importing
-# NumPy / ONNX Runtime or checking its model missed it and was killed and started again.
+# A worker answers from a thread that needs the GIL, and one still importing NumPy / ONNX
+# Runtime or checking its model may hold it for a while on a busy machine. Headroom: such a
+# restart was suspected once, never observed.
 WORKER_HEALTHCHECK_SECONDS = 30
 
 

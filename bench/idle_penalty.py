@@ -21,8 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from app.predictor import check_windows  # noqa: E402
 from model.artifact import load_artifact  # noqa: E402
-from model.features import Event  # noqa: E402
 from model.runtime import OnnxModel  # noqa: E402
 
 
@@ -35,10 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     artifact = load_artifact(args.artifact)
     model = OnnxModel(artifact, intra_op_threads=1)  # the service's setting
-    items, categories = artifact.items.ids, artifact.categories.ids
-    n = artifact.manifest.features.window_len
-    window = [Event(items[i % len(items)], categories[i % len(categories)], i % 4,
-                    1.7e9 + 60.0 * i) for i in range(n)]
+    window = check_windows(artifact)[-1]  # a full window of known ids, every behavior
+    n = len(window)
     for _ in range(200):
         model.score([window])
     medians = {}
