@@ -24,7 +24,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -36,7 +36,15 @@ import numpy as np
 from app.errors import ArtifactRejected, ModelNotReady
 from app.metrics import Metrics
 from model.artifact import MANIFEST, Artifact, ArtifactError, load_artifact
-from model.features import BEHAVIOR_NAMES, FIRST_KNOWN, Event, Vocab, occlusions, window_oov
+from model.features import (
+    BEHAVIOR_NAMES,
+    FIRST_KNOWN,
+    Event,
+    Features,
+    Vocab,
+    occlusions,
+    window_oov,
+)
 from model.runtime import PREFERRED_PROVIDERS, OnnxModel, Outputs
 
 log = logging.getLogger(__name__)
@@ -67,10 +75,18 @@ class LoadedModel:
     signature: Signature | None
     loaded_at: datetime
     surprise_quantiles: np.ndarray = field(init=False, repr=False)
+    surprise_levels: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         quantiles = np.asarray(self.artifact.manifest.surprise_quantiles, dtype=np.float64)
         object.__setattr__(self, "surprise_quantiles", quantiles)
+        object.__setattr__(self, "surprise_levels", np.linspace(0.0, 1.0, len(quantiles)))
+
+    def surprise_percentile(self, surprise: float) -> float:
+        """Where a window's mean surprise falls among training windows (0..1)."""
+        if len(self.surprise_quantiles) == 0:
+            return float("nan")
+        return float(np.interp(surprise, self.surprise_quantiles, self.surprise_levels))
 
     @property
     def artifact(self) -> Artifact:
@@ -85,37 +101,30 @@ class LoadedModel:
         return self.model.providers[0]
 
 
-def top_k_ids(logits: np.ndarray, vocab: Vocab, window_ids: Iterable[str | None], k: int
-              ) -> list[dict[str, Any]]:
+def top_k_ids(logits: np.ndarray, vocab: Vocab, window_ids: Sequence[str | None],
+              window_rows: np.ndarray, k: int) -> list[dict[str, Any]]:
     """The k most probable ids of one row of scores (a softmax of them is the head's
     distribution), best first, as `{"id", "score"}` with the probability among the candidates:
     the known ids, plus the window's ids outside the vocabulary, each scored by its hashed
-    bucket (`model.features.window_oov`: the copy heads put probability there)."""
-    extra_ids, extra_rows, extra_shift = window_oov(vocab, window_ids)
+    bucket (`model.features.window_oov`: the copy heads put probability there).
+    window_rows are the window's featurized rows of this vocabulary."""
+    extra_ids, extra_rows, extra_shift = window_oov(vocab, window_ids, window_rows)
     scores = logits[FIRST_KNOWN : vocab.first_oov]
     if extra_ids:
         scores = np.concatenate([scores, logits[extra_rows] - extra_shift.astype(scores.dtype)])
     k = min(k, len(scores))
     if k == 0:
         return []
-    top = scores.max()
-    total = np.exp(scores - top).sum(dtype=np.float64)  # the softmax's normaliser
+    weights = np.exp(scores - scores.max())  # the softmax, unnormalised
+    total = float(weights.sum())
     part = np.argpartition(scores, len(scores) - k)[-k:]  # no negated copy of every score
     order = part[np.argsort(-scores[part], kind="stable")]
-    probs = np.exp(scores[order].astype(np.float64) - float(top)) / total
+    probs = weights[order].astype(np.float64) / total
     n_known, ids = vocab.n_known, vocab.ids
     return [
         {"id": ids[i] if i < n_known else extra_ids[i - n_known], "score": p}
         for i, p in zip(order.tolist(), probs.tolist(), strict=True)
     ]
-
-
-def surprise_percentile(surprise: float, quantiles: Sequence[float] | np.ndarray) -> float:
-    """Where a window's mean surprise falls among training windows (0..1)."""
-    if len(quantiles) == 0:
-        return float("nan")
-    levels = np.linspace(0.0, 1.0, len(quantiles))
-    return float(np.interp(surprise, np.asarray(quantiles, dtype=np.float64), levels))
 
 
 def check_windows(artifact: Artifact) -> list[list[Event]]:
@@ -372,7 +381,8 @@ class Predictor:
                     if request.explain:
                         rows.extend(w for w in occlusions(window) if w)
         start = time.perf_counter()
-        outputs = current.model.score(rows)
+        features = current.model.featurize(rows)
+        outputs = current.model.run(features)
         self.metrics.inference_duration.observe(time.perf_counter() - start)
         self.metrics.batch_size.observe(len(rows))
         results: list[list[Prediction]] = []
@@ -383,7 +393,7 @@ class Predictor:
                 if not window:
                     answers.append(self._prior(current, request.top_k, request.explain))
                     continue
-                answers.append(self._decode(current, outputs, row, window, request))
+                answers.append(self._decode(current, features, outputs, row, window, request))
                 row += 1
                 if request.explain:
                     row += sum(1 for w in occlusions(window) if w)
@@ -391,11 +401,13 @@ class Predictor:
         return results
 
     def _decode(
-        self, current: LoadedModel, out: Outputs, row: int, window: list[Event], request: _Request
+        self, current: LoadedModel, features: Features, out: Outputs, row: int,
+        window: list[Event], request: _Request,
     ) -> Prediction:
         artifact = current.artifact
         manifest = artifact.manifest
         purchase = float(out["purchase_prob"][row])
+        n = len(window)  # the row's last n columns (left padding before them)
         prediction: Prediction = {
             "model_version": manifest.model_version,
             "cold_start": False,
@@ -407,13 +419,15 @@ class Predictor:
             "return_probability": float(out["return_prob"][row]),
             "horizon_seconds": manifest.horizon_seconds,
             "top_items": top_k_ids(out["item_logits"][row], artifact.items,
-                                   (e.item_id for e in window), request.top_k),
+                                   [e.item_id for e in window], features["item"][row, -n:],
+                                   request.top_k),
             "top_categories": top_k_ids(out["category_logits"][row], artifact.categories,
-                                        (e.category_id for e in window), request.top_k),
+                                        [e.category_id for e in window],
+                                        features["category"][row, -n:], request.top_k),
         }
-        if len(window) >= 2:
-            surprise = float(out["event_surprise"][row, -(len(window) - 1) :].mean())
-            percentile = surprise_percentile(surprise, current.surprise_quantiles)
+        if n >= 2:
+            surprise = float(out["event_surprise"][row, 1 - n :].sum()) / (n - 1)  # the mean
+            percentile = current.surprise_percentile(surprise)
             if math.isfinite(percentile):
                 prediction["anomaly"] = {"surprise": surprise, "percentile": percentile}
         if request.explain:

@@ -23,6 +23,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
+from functools import cached_property
 from typing import NamedTuple
 
 import numpy as np
@@ -71,6 +72,11 @@ class FeatureSpec:
     tz_offset_seconds: int = 0
     n_oov_items: int = 1024
     n_oov_categories: int = 64
+
+    @cached_property
+    def gap_edges(self) -> np.ndarray:
+        """gap_edges_seconds as the array `gap_bucket` searches (built once per spec)."""
+        return np.asarray(self.gap_edges_seconds, dtype=np.int64)
 
     @property
     def n_gap_buckets(self) -> int:
@@ -148,34 +154,41 @@ class Vocab:
         return self.first_oov + zlib.crc32(raw.encode()) % self.n_oov
 
     def lookup(self, raws: Iterable[str | None]) -> np.ndarray:
-        return np.fromiter((self.index_of(r) for r in raws), dtype=np.int64)
+        """Indices of raw ids: one dict lookup each, `index_of` only for those it misses."""
+        raws = raws if isinstance(raws, (list, tuple)) else list(raws)
+        get = self._index.get
+        rows = [get(r, -1) for r in raws]  # type: ignore[arg-type]
+        if -1 in rows:
+            rows = [self.index_of(r) if i < 0 else i for r, i in zip(raws, rows, strict=True)]
+        return np.array(rows, dtype=np.int64)
 
 
 def window_oov(
-    vocab: Vocab, raws: Iterable[str | None]
+    vocab: Vocab, raws: Sequence[str | None], rows: np.ndarray
 ) -> tuple[list[str], np.ndarray, np.ndarray]:
     """The window's ids outside the vocabulary, as extra ranking candidates.
 
     The copy heads put probability on the window's own rows, hashed buckets included, so an
     id first seen after training (a new item the shopper keeps viewing) can still be ranked
-    by its bucket's score. Returns (distinct raw ids, first seen first; their bucket rows;
-    log of how many of them share each one's bucket): candidates that collide in one bucket
-    split its probability evenly, so the scores stay a distribution.
+    by its bucket's score. raws are the window's ids and rows their `Vocab.lookup` (the
+    featurized input row, which the caller already has). Returns (distinct raw ids, first
+    seen first; their bucket rows; log of how many of them share each one's bucket):
+    candidates that collide in one bucket split its probability evenly, so the scores stay a
+    distribution.
     """
-    found: dict[str, int] = {}
     first_oov = vocab.first_oov
-    for raw in raws:
-        if raw is None or raw == "" or raw in found:
-            continue
-        row = vocab.index_of(raw)
-        if row >= first_oov:
+    found: dict[str, int] = {}
+    for raw, row in zip(raws, rows.tolist(), strict=True):
+        if row >= first_oov and raw is not None and raw not in found:
             found[raw] = row
-    rows = list(found.values())
-    sharing = Counter(rows)
+    if not found:
+        return [], np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+    buckets = list(found.values())
+    sharing = Counter(buckets)
     return (
         list(found),
-        np.array(rows, dtype=np.int64),
-        np.log(np.array([sharing[r] for r in rows], dtype=np.float64)),
+        np.array(buckets, dtype=np.int64),
+        np.log(np.array([sharing[r] for r in buckets], dtype=np.float64)),
     )
 
 
@@ -191,7 +204,7 @@ class Event(NamedTuple):
 Features = dict[str, np.ndarray]
 
 
-def gap_bucket(gaps: np.ndarray, edges: Sequence[int]) -> np.ndarray:
+def gap_bucket(gaps: np.ndarray, edges: Sequence[int] | np.ndarray) -> np.ndarray:
     """Bucket of each gap in seconds (2 for the smallest); negative gaps count as zero."""
     return FIRST_EVENT_GAP + 1 + np.searchsorted(np.asarray(edges), np.maximum(gaps, 0), "right")
 
@@ -215,25 +228,22 @@ def _pack(
     out = {name: np.zeros((n, width), dtype=np.int64) for name in INPUT_NAMES}
     if n == 0 or width == 0:
         return out
-    col = np.arange(width)
-    offset = col[None, :] - (width - lengths[:, None])  # (B, W) position inside the window
+    offset = np.arange(width) - (width - lengths[:, None])  # (B, W) position inside the window
     valid = offset >= 0
-    src = np.where(valid, starts[:, None] + offset, 0)  # (B, W) index into the flat arrays
-    first = valid & (offset == 0)
+    src = (starts[:, None] + offset)[valid]  # index into the flat arrays of each real cell
 
     local = ts + spec.tz_offset_seconds
-    hour = (local // 3600) % 24 + 1
-    weekday = (local // 86400 + 3) % 7 + 1  # 1970-01-01 was a Thursday
-    gaps = np.diff(ts, prepend=ts[:1])
-    gap = gap_bucket(gaps, spec.gap_edges_seconds)
+    gaps = np.zeros_like(ts)
+    np.subtract(ts[1:], ts[:-1], out=gaps[1:])
 
-    out["item"][valid] = item[src[valid]]
-    out["category"][valid] = category[src[valid]]
-    out["behavior"][valid] = behavior[src[valid]] + 1
-    out["gap"][valid] = gap[src[valid]]
-    out["gap"][first] = FIRST_EVENT_GAP
-    out["hour"][valid] = hour[src[valid]]
-    out["weekday"][valid] = weekday[src[valid]]
+    out["item"][valid] = item[src]
+    out["category"][valid] = category[src]
+    out["behavior"][valid] = behavior[src] + 1
+    out["gap"][valid] = gap_bucket(gaps, spec.gap_edges)[src]
+    rows = np.flatnonzero(lengths)
+    out["gap"][rows, width - lengths[rows]] = FIRST_EVENT_GAP  # each window's first event
+    out["hour"][valid] = ((local // 3600) % 24 + 1)[src]
+    out["weekday"][valid] = ((local // 86400 + 3) % 7 + 1)[src]  # 1970-01-01 was a Thursday
     return out
 
 
@@ -280,14 +290,16 @@ def featurize_windows(
     Each window keeps its last spec.window_len events; the batch is padded to the longest.
     """
     kept = [w[-spec.window_len :] for w in windows]
-    lengths = np.fromiter((len(w) for w in kept), dtype=np.int64, count=len(kept))
-    starts = np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64)
+    lengths = np.array([len(w) for w in kept], dtype=np.int64)
+    starts = np.zeros_like(lengths)
+    np.cumsum(lengths[:-1], out=starts[1:])
     flat = [e for w in kept for e in w]
+    item_ids, category_ids, behaviors, times = zip(*flat, strict=True) if flat else ((),) * 4
     return _pack(
-        items.lookup(e.item_id for e in flat),
-        categories.lookup(e.category_id for e in flat),
-        np.fromiter((e.behavior for e in flat), dtype=np.int64, count=len(flat)),
-        np.fromiter((int(e.ts) for e in flat), dtype=np.int64, count=len(flat)),
+        items.lookup(item_ids),
+        categories.lookup(category_ids),
+        np.array(behaviors, dtype=np.int64),
+        np.array(times, dtype=np.float64).astype(np.int64),  # whole seconds, as int(ts)
         starts,
         lengths,
         spec,

@@ -143,11 +143,14 @@ def test_spec_round_trips_and_refuses_unknown_hash() -> None:
 
 
 def test_window_oov_lists_unknown_window_ids_once_with_their_buckets() -> None:
+    def oov(vocab: Vocab, raws: list[str | None]) -> tuple[list[str], np.ndarray, np.ndarray]:
+        return window_oov(vocab, raws, vocab.lookup(raws))
+
     vocab = Vocab(["k0", "k1"], 1)  # one bucket: every unknown id collides
-    ids, rows, shift = window_oov(vocab, ["k0", "new-a", None, "", "new-b", "new-a", "k1"])
+    ids, rows, shift = oov(vocab, ["k0", "new-a", None, "", "new-b", "new-a", "k1"])
     assert ids == ["new-a", "new-b"]
     assert rows.tolist() == [vocab.index_of("new-a")] * 2 == [FIRST_KNOWN + 2] * 2
     assert shift == pytest.approx(np.log([2.0, 2.0])), "two ids split one bucket"
-    ids, rows, shift = window_oov(Vocab(["k0"], 64), ["k0", "new-a"])
+    ids, rows, shift = oov(Vocab(["k0"], 64), ["k0", "new-a"])
     assert ids == ["new-a"] and shift.tolist() == [0.0]
-    assert window_oov(vocab, ["k0", None])[0] == []
+    assert oov(vocab, ["k0", None])[0] == []
