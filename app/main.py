@@ -97,6 +97,7 @@ def create_app(
             batch_wait_ms=settings.batch_wait_ms,
             max_batch=settings.max_model_batch,
             model_threads=settings.model_threads,
+            inline_rows=settings.inline_rows,
         )
         await predictor.start()
         if not await store.ping():

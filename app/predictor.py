@@ -8,13 +8,14 @@
 
 Concurrent requests are coalesced: a single batcher task takes everything queued (up to
 `max_batch` windows) into one ONNX Runtime call, run off the event loop in one worker
-thread, a lone request too (that thread's core keeps the model's weights in its cache;
-scored on the loop's thread, between HTTP parsing and Redis replies, the call was slower
-than the hop costs: docs/benchmarks-service.md). Under load
-(the last batch served several requests) it can also wait up to `batch_wait_ms` for more
-(default 0: everything that queued during the previous call is batch enough); a
-lone client never waits. A batch runs entirely on the model that was current when it
-started, so a reload never changes a model under a request.
+thread. A lone request of at most `inline_rows` model rows on the CPU provider is scored on
+the loop's thread instead: the hop to the worker thread and back (two thread wake-ups) cost
+more than such a call on the machines measured (docs/benchmarks-service.md); on CUDA the
+call waits for the device, which the worker thread does without blocking the loop. Under
+load (the last batch served several requests) the batcher can also wait up to
+`batch_wait_ms` for more (default 0: everything that queued during the previous call is
+batch enough); a lone client never waits. A batch runs entirely on the model that was
+current when it started, so a reload never changes a model under a request.
 """
 
 from __future__ import annotations
@@ -99,6 +100,10 @@ class LoadedModel:
     @property
     def provider(self) -> str:
         return self.model.providers[0]
+
+    @property
+    def on_cpu(self) -> bool:
+        return self.provider == "CPUExecutionProvider"
 
 
 def top_k_ids(logits: np.ndarray, vocab: Vocab, window_ids: Sequence[str | None],
@@ -206,6 +211,7 @@ class Predictor:
         max_batch: int = 64,
         providers: Sequence[str] = PREFERRED_PROVIDERS,
         model_threads: int = 1,
+        inline_rows: int = 4,
     ) -> None:
         self.artifact_dir = Path(artifact_dir)
         self.metrics = metrics
@@ -213,6 +219,7 @@ class Predictor:
         self.max_batch = max_batch
         self.providers = tuple(providers)
         self.model_threads = model_threads
+        self.inline_rows = inline_rows
         self.current: LoadedModel | None = None
         self.last_error: str | None = None
         self._rejected_signature: Signature | None = None
@@ -360,7 +367,11 @@ class Predictor:
                     request.future.set_exception(ModelNotReady("the model was unloaded"))
                 continue
             try:
-                results = await loop.run_in_executor(self._executor, self._run, current, batch)
+                if len(batch) == 1 and rows <= self.inline_rows and current.on_cpu:
+                    results = self._run(current, batch)
+                else:
+                    results = await loop.run_in_executor(self._executor, self._run, current,
+                                                         batch)
             except Exception as exc:  # fail the callers, keep the batcher alive
                 log.exception("model call failed")
                 for request in batch:

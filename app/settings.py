@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     # only added latency for closed-loop clients (docs/benchmarks-service.md).
     batch_wait_ms: float = Field(default=0.0, ge=0, le=1000)
     max_model_batch: int = Field(default=64, gt=0)
+    inline_rows: int = Field(
+        default=4, ge=0,
+        description="a lone request of up to this many model rows is scored on the event "
+        "loop's thread, without the hop to the model thread (CPU provider only); 0 = never",
+    )
     model_threads: int = Field(
         default=1, ge=0,
         description="ONNX Runtime intra-op threads per process; 0 = all cores (spinning "

@@ -86,6 +86,31 @@ def test_concurrent_requests_share_model_calls_and_get_their_own_answers(
     assert calls < len(answers), "concurrent requests were not coalesced into batches"
 
 
+def test_lone_requests_are_scored_inline_with_the_same_answers(
+    make_settings: Callable[..., Settings], registry: CollectorRegistry,
+    live_server: LiveServerFactory,
+) -> None:
+    """A lone prediction is scored on the loop's thread (the worker thread is never started);
+    with inline_rows=0, and for a request of more rows (explain), it goes to the worker
+    thread; the answers are the same either way."""
+    answers: dict[int, dict[str, Any]] = {}
+    for inline_rows in (4, 0):
+        app = create_app(make_settings(inline_rows=inline_rows), CollectorRegistry())
+        with live_server(app) as server, httpx.Client(base_url=server.url) as http:
+            assert http.post("/v1/events", json=events("lone", 6)).status_code == 200
+            answers[inline_rows] = http.get("/v1/users/lone/prediction").json()
+            predictor = app.state.services.predictor
+            assert predictor.current.on_cpu
+            assert bool(predictor._executor._threads) == (inline_rows == 0)
+            explained = http.get("/v1/users/lone/prediction?explain=true")
+            assert explained.status_code == 200
+            assert predictor._executor._threads, "a 7-row request went to the worker thread"
+    inline, hop = answers[4], answers[0]
+    assert inline["top_items"] == hop["top_items"]
+    assert inline["purchase_probability"] == hop["purchase_probability"]
+    assert inline["next_behavior"] == hop["next_behavior"]
+
+
 def test_redis_outage_answers_503_then_recovers_by_itself(
     make_settings: Callable[..., Settings], registry: CollectorRegistry,
     live_server: LiveServerFactory, tmp_path: Path,
