@@ -442,7 +442,6 @@ class Validation:
         return len(self.features["item"])
 
 
-
 def _validation(
     events: EventLog, split: TimeSplit, cfg: TrainConfig, spec: FeatureSpec,
     items: np.ndarray, categories: np.ndarray,
