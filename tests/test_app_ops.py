@@ -87,8 +87,7 @@ def test_concurrent_requests_share_model_calls_and_get_their_own_answers(
 
 
 def test_lone_requests_are_scored_inline_with_the_same_answers(
-    make_settings: Callable[..., Settings], registry: CollectorRegistry,
-    live_server: LiveServerFactory,
+    make_settings: Callable[..., Settings], live_server: LiveServerFactory,
 ) -> None:
     """A lone prediction is scored on the loop's thread (the worker thread is never started);
     with inline_rows=0, and for a request of more rows (explain), it goes to the worker
