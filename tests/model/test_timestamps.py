@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from model.timestamps import END, in_range, in_range_mask, parse_timestamp, unit_for
@@ -112,6 +112,7 @@ def test_unit_from_magnitude() -> None:
     assert unit_for(np.array([1e11 - 1])) == "s" and unit_for(np.array([1e11])) == "ms"
 
 
+@settings(deadline=None)
 @given(st.lists(st.floats(allow_nan=True, allow_infinity=True), max_size=50))
 def test_the_range_mask_is_in_range_per_element(values: list[float]) -> None:
     seconds = np.array(values, dtype=np.float64)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from model.data import LoadedLog
@@ -54,6 +54,7 @@ _iso = st.builds(
 )
 
 
+@settings(deadline=None)
 @given(st.lists(st.one_of(_near, _numbers), max_size=20))
 def test_numbers_of_a_column_are_number_of_each_string(texts: list[str]) -> None:
     trimmed = clean_strings(pa.array(texts, type=pa.string()))
@@ -63,6 +64,7 @@ def test_numbers_of_a_column_are_number_of_each_string(texts: list[str]) -> None
         assert (math.isnan(value) and expected is None) or value == expected, text
 
 
+@settings(deadline=None)
 @given(st.lists(st.one_of(_iso, _numbers, _near), min_size=1, max_size=20))
 def test_a_timestamp_column_reads_as_parse_timestamp_reads_each_value(texts: list[str]) -> None:
     column = TimeColumn("auto")
