@@ -23,7 +23,9 @@ Valid range: 1970-01-01T00:00:00Z included to 2100-01-01T00:00:00Z excluded
 
 The service applies `parse_timestamp` to each value. The loader applies the same pieces to
 whole columns: `number_of` through the same `NUMBER_PATTERN` (vectorised; a test ties the two),
-`iso_seconds` once per distinct string, and `in_range_mask`, the array form of `in_range`.
+`iso_seconds` once per distinct string, and `in_range_mask`, the array form of `in_range`;
+it keeps whole seconds (the floor), and a named format may admit only one kind of value
+(Taobao and RetailRocket numbers, REES46 strings).
 This module is part of the contract the service imports: standard library and numpy only.
 """
 
