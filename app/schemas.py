@@ -6,45 +6,19 @@ Hard caps live here (`Field`); the configurable limits (`SEQCAST_MAX_ID_LENGTH`,
 
 from __future__ import annotations
 
-import math
-from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
+
+from model.timestamps import parse_timestamp
 
 BehaviorName = Literal["view", "fav", "cart", "buy"]
 
 ID_HARD_LIMIT = 1024
 EVENTS_HARD_LIMIT = 100_000
 SEQUENCES_HARD_LIMIT = 1000
-MAX_TIMESTAMP = 4102444800.0  # 2100-01-01
 
 Id = Annotated[str, Field(min_length=1, max_length=ID_HARD_LIMIT, pattern=r"^[^\x00-\x1f\x7f]+$")]
-
-
-def parse_timestamp(value: Any) -> float:
-    """Unix seconds (number) or an ISO 8601 string (naive = UTC) -> unix seconds."""
-    if isinstance(value, bool):
-        raise ValueError("timestamp must be unix seconds or an ISO 8601 string")
-    if isinstance(value, int | float):
-        ts = float(value)
-    elif isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            raise ValueError(
-                "timestamp must be unix seconds or an ISO 8601 string like 2024-05-01T12:00:00Z"
-            ) from None
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=timezone.utc)
-        ts = parsed.timestamp()
-    elif isinstance(value, datetime):
-        ts = value.timestamp()
-    else:
-        raise ValueError("timestamp must be unix seconds or an ISO 8601 string")
-    if not math.isfinite(ts) or not 0 <= ts <= MAX_TIMESTAMP:
-        raise ValueError("timestamp must lie between 1970-01-01 and 2100-01-01")
-    return ts
 
 
 class _Strict(BaseModel):

@@ -325,6 +325,7 @@ def _training_md(history: list[Mapping[str, Any]]) -> list[str]:
 
 
 def _data_md(value: Any, indent: int = 0) -> list[str]:
+    """The data report (DataReport.to_dict(), as metrics.json stores it) as nested lists."""
     pad = "  " * indent
     if isinstance(value, Mapping):
         lines = []

@@ -1,6 +1,6 @@
 """Seeded synthetic shoppers: event logs with known, documented structure.
 
-`simulate(n_users, seed)` returns the log and the ground truth (favourite categories, bot
+`simulate(n_users, seed, config)` returns the log and the ground truth (favourite categories, bot
 users, consumable categories); `generate` returns the log alone; `write_csv` writes it in
 the Taobao format (headerless user,item,category,pv|fav|cart|buy,unix seconds) so that
 `model.data.load_log` reads it like the real thing. The same seed gives the same bytes.
@@ -22,7 +22,7 @@ Time
       sigma gap_sigma [0.9], clipped to [1, 900] s; a step's second event (fav, cart, buy of
       the viewed item) comes 1..action_delay_max [20] s after its view.
   T3  A session has 1 + Geometric(1 / session_steps_mean [7]) browsing steps. Nothing is
-      emitted past start_ts + days x 86400.
+      emitted past start_ts [2017-11-25 00:00 Beijing] + days [9] x 86400.
 
 Browsing (one step = one view, sometimes followed by an action on the same item)
   B1  Category: with p_stay [0.45] the previous step's category again (short-range, a
@@ -60,7 +60,6 @@ import bisect
 import itertools
 import math
 import random
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,31 +87,42 @@ TAOBAO_NAMES = {
 class SynthConfig:
     """Parameters of the planted rules (see the module docstring for what each does)."""
 
-    n_categories: int = 200
-    items_per_category: int = 60
-    category_zipf: float = 1.0
-    item_zipf: float = 1.1
-    consumable_fraction: float = 0.15
+    # Time (T1-T3): the log spans days from start_ts
+    start_ts: int = DEFAULT_START_TS
+    days: float = 9.0
     sessions_per_day: float = 1.2
     session_break: int = 1800
     gap_median: float = 25.0
     gap_sigma: float = 0.9
     action_delay_max: int = 20
     session_steps_mean: float = 7.0
+    # Catalogue (C1, C2)
+    n_categories: int = 200
+    items_per_category: int = 60
+    category_zipf: float = 1.0
+    item_zipf: float = 1.1
+    consumable_fraction: float = 0.15
+    # Browsing (B1)
     p_stay: float = 0.45
     p_affinity: float = 0.75
+    # Funnel (F1, F2)
     p_cart: float = 0.07
     p_fav: float = 0.04
     p_direct_buy: float = 0.01
     p_buy_after_cart: float = 0.6
     cart_buy_steps_min: int = 2
     cart_buy_steps_max: int = 8
+    # Repeat purchases (R1)
     repeat_days_min: float = 3.0
     repeat_days_max: float = 7.0
     p_repeat: float = 0.7
+    # Bots (X1)
     bot_fraction: float = 0.01
     bot_events_min: int = 300
     bot_events_max: int = 600
+
+
+DEFAULT_CONFIG = SynthConfig()
 
 
 @dataclass
@@ -138,12 +148,12 @@ def _pick(rnd: random.Random, cumulative: Sequence[float]) -> int:
 class _Shop:
     """The catalogue and one random stream; emits events into flat lists."""
 
-    def __init__(self, cfg: SynthConfig, rnd: random.Random, start_ts: int, days: float) -> None:
+    def __init__(self, cfg: SynthConfig, rnd: random.Random) -> None:
         self.cfg = cfg
         self.rnd = rnd
-        self.start_ts = start_ts
-        self.end_ts = start_ts + int(days * 86400)
-        self.days = days
+        self.start_ts = cfg.start_ts
+        self.end_ts = cfg.start_ts + int(cfg.days * 86400)
+        self.days = cfg.days
         # Category ranks are shuffled so popular categories are not simply the low ids.
         self.category_order = list(range(cfg.n_categories))
         rnd.shuffle(self.category_order)
@@ -280,21 +290,14 @@ def _geometric(rnd: random.Random, p: float) -> int:
     return int(math.log(1.0 - rnd.random()) / math.log(1.0 - p))
 
 
-def simulate(
-    n_users: int,
-    seed: int = 0,
-    *,
-    start_ts: int = DEFAULT_START_TS,
-    days: float = 9.0,
-    config: SynthConfig = SynthConfig(),  # noqa: B008 - frozen dataclass, never mutated
-) -> Synthetic:
+def simulate(n_users: int, seed: int = 0, config: SynthConfig = DEFAULT_CONFIG) -> Synthetic:
     """A synthetic log of n_users shoppers (a few of them bots) and its ground truth."""
     if n_users < 1:
         raise ValueError(f"n_users must be at least 1, got {n_users}")
-    if days <= 0:
-        raise ValueError(f"days must be positive, got {days}")
+    if config.days <= 0:
+        raise ValueError(f"days must be positive, got {config.days}")
     rnd = random.Random(seed)
-    shop = _Shop(config, rnd, start_ts, days)
+    shop = _Shop(config, rnd)
     n_bots = max(round(config.bot_fraction * n_users), 1 if n_users >= 10 else 0)
     bots = set(rnd.sample(range(n_users), n_bots))
     favourites: dict[str, list[str]] = {}
@@ -324,29 +327,16 @@ def simulate(
     )
 
 
-def generate(
-    n_users: int,
-    seed: int = 0,
-    *,
-    start_ts: int = DEFAULT_START_TS,
-    days: float = 9.0,
-    config: SynthConfig = SynthConfig(),  # noqa: B008 - frozen dataclass, never mutated
-) -> EventLog:
+def generate(n_users: int, seed: int = 0, config: SynthConfig = DEFAULT_CONFIG) -> EventLog:
     """The synthetic log alone (see simulate)."""
-    return simulate(n_users, seed, start_ts=start_ts, days=days, config=config).log
+    return simulate(n_users, seed, config).log
 
 
 def write_csv(
-    path: str | Path,
-    n_users: int,
-    seed: int = 0,
-    *,
-    start_ts: int = DEFAULT_START_TS,
-    days: float = 9.0,
-    config: SynthConfig = SynthConfig(),  # noqa: B008 - frozen dataclass, never mutated
+    path: str | Path, n_users: int, seed: int = 0, config: SynthConfig = DEFAULT_CONFIG
 ) -> Synthetic:
     """Write a synthetic log in the Taobao format (rows grouped by user, in time order)."""
-    synthetic = simulate(n_users, seed, start_ts=start_ts, days=days, config=config)
+    synthetic = simulate(n_users, seed, config)
     lg = synthetic.log
     names = np.array([TAOBAO_NAMES[b] for b in Behavior], dtype=object)
     columns = (
@@ -361,16 +351,3 @@ def write_csv(
     with path.open("w", encoding="utf-8", newline="\n") as f:
         f.writelines(f"{u},{i},{c},{b},{t}\n" for u, i, c, b, t in zip(*columns, strict=True))
     return synthetic
-
-
-def main_synth(users: int, out: str | Path, seed: int = 0) -> Path:
-    """`seqcast synth --users N --out PATH [--seed S]`: write the CSV, summary to stderr."""
-    synthetic = write_csv(out, users, seed)
-    lg = synthetic.log
-    counts = np.bincount(lg.behavior.astype(np.int64), minlength=len(Behavior))
-    summary = ", ".join(f"{TAOBAO_NAMES[b]} {counts[b]:,}" for b in Behavior)
-    sys.stderr.write(
-        f"wrote {len(lg):,} events of {users:,} users ({len(synthetic.bots)} bots) "
-        f"to {out}: {summary}\n"
-    )
-    return Path(out)

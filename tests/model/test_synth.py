@@ -16,7 +16,6 @@ from model.synth import (
     SynthConfig,
     Synthetic,
     generate,
-    main_synth,
     simulate,
     write_csv,
 )
@@ -52,8 +51,8 @@ def test_same_seed_same_bytes_other_seed_other_log(tmp_path: Path) -> None:
 
 
 def test_loader_reads_it_and_cleaning_removes_exactly_the_bots(tmp_path: Path) -> None:
-    path = main_synth(200, tmp_path / "synth.csv", seed=1)
-    truth = simulate(200, seed=1)
+    path = tmp_path / "synth.csv"
+    truth = write_csv(path, 200, seed=1)
     loaded = load_log(path, progress=False)
     report = loaded.report
     assert report.format == "taobao" and report.n_malformed == 0
@@ -177,4 +176,4 @@ def test_bad_arguments() -> None:
     with pytest.raises(ValueError, match="n_users"):
         simulate(0)
     with pytest.raises(ValueError, match="days"):
-        simulate(5, days=0)
+        simulate(5, config=SynthConfig(days=0))
