@@ -226,7 +226,7 @@ def _behavior_metrics(probs: np.ndarray, y: np.ndarray) -> dict[str, Any]:
         "macro_auc": metrics.macro_auc(y, probs),
         "log_loss": metrics.log_loss(y, probs),
         "accuracy": metrics.accuracy(y, pred),
-        "macro_f1": metrics.macro_f1(y, pred, n),
+        "macro_f1": metrics.macro_f1(y, pred),
         "per_class_auc": dict(zip(BEHAVIOR_NAMES, per_class, strict=True)),
         "ece_top_label": top.ece,
         "confusion_matrix": metrics.confusion_matrix(y, pred, n).tolist(),
