@@ -11,19 +11,15 @@ import numpy as np
 import pytest
 
 from model import metrics
-from model.baselines import Horizon, fit_classical
-from model.evaluate import (
-    BASELINES,
-    GruOptions,
-    VocabScorer,
-    evaluate,
-    rank_window_oov,
-    score_points,
-    window_events,
-)
+from model.baselines.gru import GruOptions
+from model.baselines.registry import BASELINES, Fitting, fit_baseline
+from model.evaluate import evaluate
+from model.evaluation.network import VocabScorer, rank_window_oov
+from model.evaluation.protocol import Horizon
+from model.evaluation.scoring import score_points
 from model.features import FIRST_KNOWN, Features, FeatureSpec, Vocab, featurize_windows
 from model.report import comparison_table, write_report
-from model.sequences import EventLog, Points, TimeSplit
+from model.sequences import EventLog, TimeSplit
 from model.sequences import test_points as points_of
 
 M_KEYS = {
@@ -75,15 +71,6 @@ class RepeatLastItem:
             "category_logits": np.zeros((b, self.n_categories), dtype=np.float32),
             "item_logits": items,
         }
-
-
-def test_window_events_are_the_windows_in_order() -> None:
-    points = Points(
-        start=np.array([3, 10]), last=np.array([5, 10]), purchase=np.zeros(2), returns=np.zeros(2)
-    )
-    rows, local_starts, lengths = window_events(points)
-    assert rows.tolist() == [3, 4, 5, 10]
-    assert local_starts.tolist() == [0, 3] and lengths.tolist() == [3, 1]
 
 
 def test_vocab_logits_map_to_log_codes_and_window_oov_ids_rank_by_their_bucket() -> None:
@@ -170,7 +157,7 @@ def test_report_files_from_a_baseline_evaluation(tmp_path: Path) -> None:
     log, split = small_log()
     h = Horizon(window_len=4, horizon=240, return_gap=60)  # horizons inside the log
     points = points_of(log, split, h.window_len, h.horizon, h.return_gap)
-    scorers = fit_classical(["popularity", "markov", "last"], log, split, h)
+    scorers = {n: fit_baseline(n, Fitting(log, split, h)) for n in ("popularity", "markov", "last")}
     evaluation = {
         "n_test_points": len(points),
         "model": score_points(scorers["markov"], log, points),
