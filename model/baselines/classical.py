@@ -17,7 +17,7 @@ import numpy as np
 from model.baselines.training_data import TrainingData
 from model.evaluation.protocol import Scores
 from model.features import Behavior
-from model.sequences import CENSORED, EventLog, Points
+from model.sequences import CENSORED, EventLog, Points, window_rows
 
 N_BEHAVIORS = len(Behavior)
 NEVER = -np.inf
@@ -90,10 +90,8 @@ class Transitions:
         """Dense (len(codes), width) counts of the given rows."""
         out = np.zeros((len(codes), self.width))
         lo, hi = self.indptr[codes], self.indptr[codes + 1]
-        lengths = hi - lo
-        row = np.repeat(np.arange(len(codes)), lengths)
-        src = np.repeat(lo - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
-        out[row, self.indices[src]] = self.counts[src]
+        stored = window_rows(lo, hi - lo)  # each row's stored entries, row after row
+        out[stored.window, self.indices[stored.events]] = self.counts[stored.events]
         return out
 
 
