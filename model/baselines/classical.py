@@ -1,11 +1,6 @@
-"""The classical baselines: counting the training period, no model fitted by gradient.
-
-    popularity  behavior priors, purchase / return base rates, most popular items/categories
-    markov      first-order transitions from the last event, popularity back-off
-    last        repeat the last behavior; the window's categories / items most recent
-                first, popularity for the rest
-
-An item or category never seen before the test cutoff scores -inf (it cannot rank).
+"""The counting baselines, Popularity, Markov and Last: statistics of the training period,
+nothing fitted by gradient. An item or category never seen before the test cutoff scores
+-inf (it cannot rank); Last ranks the window's own ones first even so.
 """
 
 from __future__ import annotations

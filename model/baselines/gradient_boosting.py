@@ -20,8 +20,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-N_BEHAVIORS = len(Behavior)
-
 LIGHTGBM_PARAMS = {
     "learning_rate": 0.05,
     "num_leaves": 31,
@@ -92,7 +90,7 @@ class LightGBM:
 
         next_behavior = train.behavior[points.target].astype(np.int64)
         self.behavior_model = _boost(
-            {**params, "objective": "multiclass", "num_class": N_BEHAVIORS},
+            {**params, "objective": "multiclass", "num_class": len(Behavior)},
             x, late, np.arange(len(points)), next_behavior, n_rounds,
         )
         known = np.flatnonzero(points.purchase != CENSORED)

@@ -12,8 +12,6 @@ import numpy as np
 from model.features import Behavior
 from model.sequences import EventLog, Points
 
-N_BEHAVIORS = len(Behavior)
-
 HOUR = 3600
 DAY = 86400
 SESSION_GAP = 1800
@@ -68,14 +66,14 @@ class RecencyFeatures:
         idx = np.arange(n)
         starts, ends = log.user_bounds()
         self.user_start = np.repeat(starts, ends - starts)
-        onehot = np.zeros((n + 1, N_BEHAVIORS))
+        onehot = np.zeros((n + 1, len(Behavior)))
         onehot[idx + 1, b] = 1.0
         self.cum = np.cumsum(onehot, axis=0)  # cum[i] = counts over events [0, i)
         t0 = int(ts.min()) if n else 0
         self._key = log.user * (1 << 34) + (ts - t0)
         self._t0 = t0
         self.last_of = np.stack(
-            [np.maximum.accumulate(np.where(b == k, idx, -1)) for k in range(N_BEHAVIORS)],
+            [np.maximum.accumulate(np.where(b == k, idx, -1)) for k in range(len(Behavior))],
             axis=1,
         )  # (n, 4) index of the latest event of behavior k at or before each event
         ones = np.ones(n)
