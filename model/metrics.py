@@ -1,10 +1,13 @@
-"""Evaluation metrics, in NumPy only, each checked against hand computations in the tests.
+"""Evaluation metrics: scikit-learn's classification metrics with seqcast's conventions,
+and the calibration and ranking metrics scikit-learn has no streaming form of.
 
 Binary heads: ROC AUC (ties count one half), average precision (PR AUC), log loss, expected
 calibration error with its reliability bins. Next behavior: accuracy, macro F1, one-vs-rest
-AUC per class and their mean, confusion matrix. Next item / category: Recall@K and NDCG@K by
-full ranking, accumulated chunk by chunk so that no (points x items) matrix is ever built
-for all points at once.
+AUC per class and their mean, confusion matrix. A metric that is undefined on its input (an
+AUC with one class, anything on no points) is NaN, which the evaluator writes as null, where
+scikit-learn would raise or warn. Next item / category: Recall@K and NDCG@K by full ranking,
+accumulated chunk by chunk so that no (points x items) matrix is ever built for all points
+at once.
 
 Ranking ties are resolved by expectation: a target whose score ties with t other items and
 is beaten by g items takes each rank g+1 .. g+t+1 with equal probability, and the metrics are
@@ -19,9 +22,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from sklearn import metrics as sk
 
 EPS = 1e-7
 N_CALIBRATION_BINS = 15
+NAN = float("nan")
 
 
 def _binary_inputs(y_true: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -34,65 +39,45 @@ def _binary_inputs(y_true: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, n
     return y, s
 
 
-def _average_ranks(values: np.ndarray) -> np.ndarray:
-    """1-based ranks of values, tied values sharing the mean of their ranks."""
-    order = np.argsort(values, kind="mergesort")
-    sorted_values = values[order]
-    boundary = np.concatenate(([True], sorted_values[1:] != sorted_values[:-1], [True]))
-    edges = np.flatnonzero(boundary)  # start of each run of equal values, then n
-    run_mean = (edges[:-1] + edges[1:] + 1) / 2.0  # mean of 1-based ranks start+1 .. end
-    ranks = np.empty(len(values), dtype=np.float64)
-    ranks[order] = np.repeat(run_mean, np.diff(edges))
-    return ranks
-
-
 def roc_auc(y_true: np.ndarray, score: np.ndarray) -> float:
     """P(score of a random positive > score of a random negative), ties counting 1/2.
 
     NaN when only one class is present (the AUC is undefined there).
     """
     y, s = _binary_inputs(y_true, score)
-    n_pos = int(y.sum())
-    n_neg = len(y) - n_pos
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    ranks = _average_ranks(s)
-    return float((ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+    if len(np.unique(y)) < 2:
+        return NAN
+    return float(sk.roc_auc_score(y, s))
 
 
 def average_precision(y_true: np.ndarray, score: np.ndarray) -> float:
     """Area under the precision-recall curve as the step sum over distinct thresholds,
     sum_k (R_k - R_{k-1}) P_k (the usual "average precision"). NaN without positives."""
     y, s = _binary_inputs(y_true, score)
-    n_pos = int(y.sum())
-    if n_pos == 0:
-        return float("nan")
-    order = np.argsort(-s, kind="mergesort")
-    s_sorted, y_sorted = s[order], y[order]
-    # The last index of each run of equal scores: one threshold per distinct score.
-    last_of_run = np.flatnonzero(np.concatenate((s_sorted[1:] != s_sorted[:-1], [True])))
-    tp = np.cumsum(y_sorted)[last_of_run]
-    predicted = last_of_run + 1
-    precision = tp / predicted
-    recall = tp / n_pos
-    return float(np.sum(np.diff(recall, prepend=0.0) * precision))
+    if not y.any():
+        return NAN
+    return float(sk.average_precision_score(y, s))
 
 
 def log_loss(y_true: np.ndarray, prob: np.ndarray) -> float:
     """Mean negative log-likelihood. prob is (N,) P(y=1) for binary labels, or (N, K) class
-    probabilities for labels 0..K-1. Probabilities are clipped to [EPS, 1 - EPS]."""
+    probabilities for labels 0..K-1.
+
+    Probabilities are clipped to [EPS, 1 - EPS] (binary) or at EPS from below (classes), so a
+    confident wrong answer costs -log(EPS) ~ 16, not scikit-learn's float64 epsilon (~36).
+    Class rows are then renormalized: the network's float32 softmax sums to one only within
+    float32 rounding, which scikit-learn would warn about."""
     p = np.asarray(prob, dtype=np.float64)
     y = np.asarray(y_true).astype(np.int64).ravel()
     if len(y) == 0:
-        return float("nan")
+        return NAN
     if p.ndim == 1:
         y, p = _binary_inputs(y, p)
-        p = np.clip(p, EPS, 1 - EPS)
-        return float(-np.mean(y * np.log(p) + (1 - y) * np.log1p(-p)))
+        return float(sk.log_loss(y, np.clip(p, EPS, 1 - EPS), labels=[0, 1]))
     if p.shape[0] != len(y):
         raise ValueError(f"labels {y.shape} and probabilities {p.shape} differ in length")
-    picked = np.clip(p[np.arange(len(y)), y], EPS, 1.0)
-    return float(-np.mean(np.log(picked)))
+    p = np.clip(p, EPS, 1.0)
+    return float(sk.log_loss(y, p / p.sum(axis=1, keepdims=True), labels=list(range(p.shape[1]))))
 
 
 @dataclass(frozen=True)
@@ -140,7 +125,7 @@ def reliability(
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_conf = conf_sum / count
         mean_out = out_sum / count
-    ece = float(np.abs(out_sum - conf_sum).sum() / len(c)) if len(c) else float("nan")
+    ece = float(np.abs(out_sum - conf_sum).sum() / len(c)) if len(c) else NAN
     return Reliability(
         ece=ece,
         edges=edges.tolist(),
@@ -150,39 +135,30 @@ def reliability(
     )
 
 
-def expected_calibration_error(
-    prob: np.ndarray, y_true: np.ndarray, n_bins: int = N_CALIBRATION_BINS
-) -> float:
-    """ECE of a binary probability against 0/1 labels (see `reliability`)."""
-    return reliability(prob, y_true, n_bins).ece
-
-
 def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     y = np.asarray(y_true).ravel()
     if len(y) == 0:
-        return float("nan")
-    return float(np.mean(y == np.asarray(y_pred).ravel()))
+        return NAN
+    return float(sk.accuracy_score(y, np.asarray(y_pred).ravel()))
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
     """(n_classes, n_classes) counts: row = true class, column = predicted class."""
-    y = np.asarray(y_true).astype(np.int64).ravel()
-    p = np.asarray(y_pred).astype(np.int64).ravel()
-    return np.bincount(y * n_classes + p, minlength=n_classes * n_classes).reshape(
-        n_classes, n_classes
-    )
+    return np.asarray(sk.confusion_matrix(
+        np.asarray(y_true).astype(np.int64).ravel(),
+        np.asarray(y_pred).astype(np.int64).ravel(),
+        labels=list(range(n_classes)),
+    ))
 
 
-def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> float:
+def macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     """Unweighted mean of per-class F1 over the classes that occur in y_true or y_pred
     (a class absent from both has no F1; one predicted but never true scores 0)."""
-    cm = confusion_matrix(y_true, y_pred, n_classes).astype(np.float64)
-    tp = np.diag(cm)
-    support = cm.sum(axis=1) + cm.sum(axis=0)  # (tp + fn) + (tp + fp)
-    present = support > 0
-    if not present.any():
-        return float("nan")
-    return float(np.mean(2 * tp[present] / support[present]))
+    y = np.asarray(y_true).astype(np.int64).ravel()
+    if len(y) == 0:
+        return NAN
+    pred = np.asarray(y_pred).astype(np.int64).ravel()
+    return float(sk.f1_score(y, pred, average="macro", zero_division=0.0))
 
 
 def per_class_auc(y_true: np.ndarray, probs: np.ndarray) -> list[float]:
@@ -196,7 +172,7 @@ def macro_auc(y_true: np.ndarray, probs: np.ndarray) -> float:
     """Mean one-vs-rest AUC over the classes where it is defined."""
     aucs = np.asarray(per_class_auc(y_true, probs))
     defined = ~np.isnan(aucs)
-    return float(aucs[defined].mean()) if defined.any() else float("nan")
+    return float(aucs[defined].mean()) if defined.any() else NAN
 
 
 def _expected_hit(better: np.ndarray, ties: np.ndarray, k: int) -> np.ndarray:
@@ -250,10 +226,10 @@ class RankingMetrics:
         n = max(self.n, 1)
         seen = self.n - self.n_unseen
         return {
-            f"recall@{self.recall_k}": self._recall_sum / n if self.n else float("nan"),
-            f"ndcg@{self.ndcg_k}": self._ndcg_sum / n if self.n else float("nan"),
-            "unseen_rate": self.n_unseen / n if self.n else float("nan"),
-            "mean_rank_seen": self._rank_sum / seen if seen else float("nan"),
+            f"recall@{self.recall_k}": self._recall_sum / n if self.n else NAN,
+            f"ndcg@{self.ndcg_k}": self._ndcg_sum / n if self.n else NAN,
+            "unseen_rate": self.n_unseen / n if self.n else NAN,
+            "mean_rank_seen": self._rank_sum / seen if seen else NAN,
             "n": self.n,
         }
 

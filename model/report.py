@@ -40,7 +40,6 @@ from model.features import BEHAVIOR_NAMES
 logger = logging.getLogger(__name__)
 
 REPORT_DIR = "report"
-COLUMNS = ("model", "popularity", "markov", "last", "gru", "lightgbm")
 
 # (head, metric, label, higher is better)
 TABLE_ROWS = (

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from model.features import Behavior, Event
+from model.features import Behavior, Event, Vocab
 
 CENSORED = -1
 
@@ -106,6 +106,49 @@ class EventLog:
         starts, ends = self.user_bounds()
         return np.arange(len(self)) - np.repeat(starts, ends - starts)
 
+    def item_index(self, vocab: Vocab) -> np.ndarray:
+        """code -> vocabulary index of every item id (`index[log.item]` indexes the events)."""
+        return vocab_index(self.item_ids, vocab)
+
+    def category_index(self, vocab: Vocab) -> np.ndarray:
+        """code -> vocabulary index of every category id."""
+        return vocab_index(self.category_ids, vocab)
+
+
+def vocab_index(raw_ids: np.ndarray, vocab: Vocab) -> np.ndarray:
+    """The vocabulary index of each raw id of an id table: known row, hashed OOV bucket, or
+    MISSING for an empty id (`Vocab.index_of`)."""
+    return vocab.lookup(None if r is None else str(r) for r in raw_ids)
+
+
+@dataclass(frozen=True)
+class WindowRows:
+    """Windows events[start : start + length] of a log laid end to end: the only events a
+    batch of windows reads, so a batch costs O(batch x window) however long the log is."""
+
+    events: np.ndarray  # (E,) log index of each window event, window after window
+    starts: np.ndarray  # (B,) where each window begins in `events`
+    lengths: np.ndarray  # (B,)
+
+    @property
+    def window(self) -> np.ndarray:
+        """(E,) the window each event belongs to."""
+        return np.repeat(np.arange(len(self.lengths)), self.lengths)
+
+    @property
+    def offset(self) -> np.ndarray:
+        """(E,) position of each event inside its window, 0 for its oldest."""
+        return np.arange(len(self.events)) - np.repeat(self.starts, self.lengths)
+
+
+def window_rows(starts: np.ndarray, lengths: np.ndarray) -> WindowRows:
+    """The events of the windows events[starts[k] : starts[k] + lengths[k]], flattened."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    local_starts = np.cumsum(lengths) - lengths
+    offset = np.arange(lengths.sum()) - np.repeat(local_starts, lengths)
+    return WindowRows(np.repeat(np.asarray(starts, dtype=np.int64), lengths) + offset,
+                      local_starts, lengths)
+
 
 @dataclass(frozen=True)
 class TimeSplit:
@@ -190,10 +233,10 @@ class Points:
     """Prediction points: the window of point k is events[start[k] : last[k] + 1]; its
     target event is last[k] + 1. Labels are per point."""
 
-    start: np.ndarray
-    last: np.ndarray
-    purchase: np.ndarray
-    returns: np.ndarray
+    start: np.ndarray  # (n,) first event of each window
+    last: np.ndarray  # (n,) last event of each window, the one predicted from
+    purchase: np.ndarray  # (n,) int8 label, CENSORED where its horizon is not observed
+    returns: np.ndarray  # (n,) likewise
 
     def __len__(self) -> int:
         return len(self.last)
@@ -206,9 +249,13 @@ class Points:
     def length(self) -> np.ndarray:
         return self.last - self.start + 1
 
-    def take(self, index: np.ndarray) -> Points:
+    def take(self, index: np.ndarray | slice) -> Points:
         return Points(self.start[index], self.last[index], self.purchase[index],
                       self.returns[index])
+
+    def window_rows(self) -> WindowRows:
+        """The events of the points' windows, flattened (what scoring a chunk reads)."""
+        return window_rows(self.start, self.length)
 
     def sample(self, n: int, seed: int) -> Points:
         """A seeded subset of n points (all of them when there are fewer), in their order."""

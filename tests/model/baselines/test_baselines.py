@@ -7,15 +7,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from model.baselines import (
-    CLASSICAL,
-    FEATURE_NAMES,
-    Horizon,
-    RecencyFeatures,
-    Transitions,
-    fit_classical,
-)
-from model.evaluate import score_points
+from model.baselines.classical import Transitions
+from model.baselines.recency import FEATURE_NAMES, RecencyFeatures
+from model.baselines.registry import BASELINES, Fitting, fit_baseline, select
+from model.evaluation.protocol import Horizon, Scorer
+from model.evaluation.scoring import score_points
 from model.features import Behavior
 from model.sequences import EventLog, Points, TimeSplit
 from model.sequences import test_points as points_of
@@ -53,6 +49,10 @@ def cycle_log(n_users: int = 30, n_events: int = 30) -> tuple[EventLog, TimeSpli
     return log, TimeSplit(val_cutoff=test_cutoff - 300, test_cutoff=test_cutoff, end=end)
 
 
+def fit(name: str, log: EventLog, split: TimeSplit, h: Horizon = H) -> Scorer:
+    return fit_baseline(name, Fitting(log, split, h))
+
+
 def test_transitions_rows_are_the_counts() -> None:
     t = Transitions.count(np.array([0, 0, 0, 2]), np.array([1, 1, 3, 0]), 4)
     assert t.rows(np.array([0, 1, 2, 0])).tolist() == [
@@ -66,7 +66,7 @@ def test_transitions_rows_are_the_counts() -> None:
 def test_markov_learns_the_deterministic_cycle() -> None:
     log, split = cycle_log()
     points = points_of(log, split, H.window_len, H.horizon, H.return_gap)
-    markov = score_points(fit_classical(["markov"], log, split, H)["markov"], log, points)
+    markov = score_points(fit("markov", log, split), log, points)
     assert markov["next_behavior"]["accuracy"] == 1.0
     assert markov["next_behavior"]["macro_auc"] == 1.0
     # Every target but the one unseen item is ranked first.
@@ -82,14 +82,14 @@ def test_markov_learns_the_deterministic_cycle() -> None:
 def test_popularity_and_last_are_what_they_say() -> None:
     log, split = cycle_log()
     points = points_of(log, split, H.window_len, H.horizon, H.return_gap)
-    scorers = fit_classical(["popularity", "last"], log, split, H)
-    pop = scorers["popularity"].score(log, points)
+    pop = fit("popularity", log, split).score(log, points)
     assert pop.behavior is not None and pop.item is not None and pop.purchase is not None
     assert np.allclose(pop.behavior, pop.behavior[0])  # one answer for everyone
     assert np.isneginf(pop.item[:, 3]).all()  # never seen before the test cutoff
     assert len(np.unique(pop.purchase)) == 1
 
-    last = scorers["last"].score(log, points)
+    last_scorer = fit("last", log, split)
+    last = last_scorer.score(log, points)
     assert last.purchase is None and last.returns is None
     assert last.behavior is not None and last.item is not None
     assert (last.behavior.argmax(axis=1) == log.behavior[points.last]).all()
@@ -98,7 +98,7 @@ def test_popularity_and_last_are_what_they_say() -> None:
     # The window's items come before every other: here the whole cycle is in each window.
     top3 = np.sort(np.argsort(-last.item, axis=1)[:, :3], axis=1)
     assert (top3 == [0, 1, 2]).all()
-    result = score_points(scorers["last"], log, points)
+    result = score_points(last_scorer, log, points)
     assert "purchase" not in result and "return" not in result
     assert result["next_behavior"]["accuracy"] == 0.0  # the cycle never repeats a behavior
 
@@ -106,7 +106,7 @@ def test_popularity_and_last_are_what_they_say() -> None:
 def test_lightgbm_learns_the_funnel_from_recency_features() -> None:
     log, split = cycle_log(n_users=40)
     points = points_of(log, split, H.window_len, H.horizon, H.return_gap)
-    result = score_points(fit_classical(["lightgbm"], log, split, H)["lightgbm"], log, points)
+    result = score_points(fit("lightgbm", log, split), log, points)
     assert set(result) == {"next_behavior", "purchase"}
     assert result["next_behavior"]["accuracy"] == 1.0
     assert result["purchase"]["auc"] > 0.9
@@ -118,7 +118,7 @@ def test_lightgbm_without_purchase_labels_answers_behavior_only() -> None:
     log, split = cycle_log(n_users=40)
     long = Horizon(window_len=5, horizon=10 * 86400, return_gap=30)
     points = points_of(log, split, long.window_len, long.horizon, long.return_gap)
-    result = score_points(fit_classical(["lightgbm"], log, split, long)["lightgbm"], log, points)
+    result = score_points(fit("lightgbm", log, split, long), log, points)
     assert set(result) == {"next_behavior"}
     assert result["next_behavior"]["accuracy"] == 1.0
 
@@ -126,8 +126,11 @@ def test_lightgbm_without_purchase_labels_answers_behavior_only() -> None:
 def test_unknown_baseline_is_refused() -> None:
     log, split = cycle_log(n_users=2)
     with pytest.raises(ValueError, match="unknown baselines"):
-        fit_classical(["popularity", "oracle"], log, split, H)
-    assert "gru" not in CLASSICAL
+        fit("oracle", log, split)
+    with pytest.raises(ValueError, match="unknown baselines"):
+        select(["popularity", "oracle"])
+    assert select(["lightgbm", "popularity"]) == ["popularity", "lightgbm"]  # report order
+    assert select(True) == list(BASELINES) and select(False) == []
 
 
 def _naive_features(log: EventLog, start: int, last: int, tz: int) -> list[float]:

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from model.metrics import (
+    EPS,
     RankingMetrics,
     accuracy,
     average_precision,
@@ -84,8 +85,14 @@ def test_log_loss_binary_and_multiclass_by_hand() -> None:
     )
     probs = np.array([[0.7, 0.2, 0.1, 0.0], [0.25, 0.25, 0.25, 0.25]])
     assert log_loss(np.array([0, 3]), probs) == pytest.approx(-(math.log(0.7) + math.log(0.25)) / 2)
-    # A confident wrong answer is clipped, not infinite.
-    assert math.isfinite(log_loss(np.array([1]), np.array([0.0])))
+    # Probabilities at 0 and 1 are clipped to [EPS, 1 - EPS]: a confident wrong answer costs
+    # -log(EPS), not infinity; a confident right one almost nothing.
+    assert log_loss(np.array([1]), np.array([0.0])) == pytest.approx(-math.log(EPS))
+    assert log_loss(np.array([0]), np.array([1.0])) == pytest.approx(-math.log(EPS))
+    assert log_loss(np.array([1, 0]), np.array([1.0, 0.0])) == pytest.approx(-math.log1p(-EPS))
+    assert log_loss(np.array([3]), np.array([[1.0, 0.0, 0.0, 0.0]])) == pytest.approx(
+        -math.log(EPS), rel=1e-6
+    )
     with pytest.raises(ValueError, match="0 or 1"):
         log_loss(np.array([-1, 1]), np.array([0.5, 0.5]))
 
@@ -121,7 +128,24 @@ def test_classification_metrics_by_hand() -> None:
     cm = confusion_matrix(y, pred, 4)
     assert cm.tolist() == [[1, 1, 0, 0], [0, 1, 0, 0], [1, 0, 2, 0], [0, 0, 0, 0]]
     # F1: class 0 = 2*1/(2+2)=.5, class 1 = 2*1/(1+2)=2/3, class 2 = 2*2/(3+2)=.8; class 3 absent.
-    assert macro_f1(y, pred, 4) == pytest.approx((0.5 + 2 / 3 + 0.8) / 3)
+    assert macro_f1(y, pred) == pytest.approx((0.5 + 2 / 3 + 0.8) / 3)
+    # A class predicted but never true scores 0 and counts; one absent from both does not.
+    assert macro_f1(np.array([0, 0]), np.array([0, 1])) == pytest.approx((2 / 3 + 0) / 2)
+
+
+def test_undefined_metrics_are_nan() -> None:
+    """What the report shows as — (null in the JSON): one class, or no points at all."""
+    assert math.isnan(roc_auc(np.array([0, 0]), np.array([0.2, 0.3])))
+    assert math.isnan(average_precision(np.array([0, 0]), np.array([0.2, 0.3])))
+    assert average_precision(np.array([1, 1]), np.array([0.2, 0.3])) == 1.0
+    assert math.isnan(macro_auc(np.array([2, 2]), np.full((2, 4), 0.25)))
+    empty = np.zeros(0, dtype=np.int64)
+    assert math.isnan(accuracy(empty, empty))
+    assert math.isnan(macro_f1(empty, empty))
+    assert math.isnan(log_loss(empty, np.zeros(0)))
+    assert math.isnan(log_loss(empty, np.zeros((0, 4))))
+    # One class is enough for a log loss.
+    assert log_loss(np.array([1, 1]), np.array([0.5, 0.5])) == pytest.approx(math.log(2))
 
 
 def test_per_class_and_macro_auc() -> None:

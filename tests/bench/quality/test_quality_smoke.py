@@ -21,7 +21,7 @@ from model import sequences
 from model.sequences import EventLog, TimeSplit
 from model.synth import write_csv
 
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "quality"
+BENCH = Path(__file__).resolve().parents[3] / "bench" / "quality"
 
 
 def _load(name: str) -> ModuleType:

@@ -6,14 +6,16 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from model.features import Behavior
+from model.features import MISSING, Behavior, Vocab
 from model.sequences import (
     CENSORED,
     EventLog,
+    Points,
     TimeSplit,
     purchase_labels,
     return_labels,
     validation_points,
+    window_rows,
 )
 from model.sequences import (
     test_points as evaluation_points,
@@ -119,3 +121,26 @@ def test_split_by_fraction_orders_cutoffs() -> None:
     log = make_log([(0, 0, 0), (0, 0, 1000)])
     s = TimeSplit.by_fraction(log, test_fraction=0.2, val_fraction=0.1)
     assert (s.val_cutoff, s.test_cutoff, s.end) == (700, 800, 1000)
+
+
+def test_window_rows_are_the_windows_in_order() -> None:
+    zeros = np.zeros(2, dtype=np.int8)
+    w = Points(start=np.array([3, 10]), last=np.array([5, 10]), purchase=zeros,
+               returns=zeros).window_rows()
+    assert w.events.tolist() == [3, 4, 5, 10]
+    assert w.starts.tolist() == [0, 3] and w.lengths.tolist() == [3, 1]
+    assert w.window.tolist() == [0, 0, 0, 1] and w.offset.tolist() == [0, 1, 2, 0]
+    none = window_rows(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+    assert none.events.tolist() == [] and none.starts.tolist() == []
+
+
+def test_id_tables_map_to_vocabulary_rows() -> None:
+    log = make_log([(0, 0, 1), (0, 0, 2), (1, 0, 3)])
+    log = EventLog.from_codes(log.user, log.item, log.category, log.behavior, log.ts,
+                              log.user_ids, np.array(["i0", "i1", "stranger"]),
+                              np.array(["c", ""]))
+    items, categories = Vocab(["i1", "i0"], 4), Vocab(["c"], 2)
+    index = log.item_index(items)
+    assert index.tolist()[:2] == [items.index_of("i0"), items.index_of("i1")]
+    assert items.is_oov(index[2:]).all() and index[2] == items.index_of("stranger")
+    assert log.category_index(categories).tolist() == [categories.index_of("c"), MISSING]

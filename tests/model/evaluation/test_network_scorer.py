@@ -1,37 +1,16 @@
-"""The evaluator: vocabulary -> code-space mapping, the result's JSON shape on a real
-exported model, and the report files."""
+"""The network as a scorer: vocabulary -> code-space mapping, window OOV ranking, and the
+evaluator's featurization against the service's."""
 
 from __future__ import annotations
-
-import json
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 
-from model import metrics
-from model.baselines import Horizon, fit_classical
-from model.evaluate import (
-    BASELINES,
-    GruOptions,
-    VocabScorer,
-    evaluate,
-    rank_window_oov,
-    score_points,
-    window_events,
-)
+from model.evaluation.network import VocabScorer, rank_window_oov
+from model.evaluation.scoring import score_points
 from model.features import FIRST_KNOWN, Features, FeatureSpec, Vocab, featurize_windows
-from model.report import comparison_table, write_report
-from model.sequences import EventLog, Points, TimeSplit
+from model.sequences import EventLog, TimeSplit
 from model.sequences import test_points as points_of
-
-M_KEYS = {
-    "next_behavior": {"macro_auc", "log_loss", "accuracy", "macro_f1"},
-    "purchase": {"auc", "pr_auc", "log_loss", "ece"},
-    "next_item": {"recall@20", "ndcg@10"},
-    "next_category": {"recall@20", "ndcg@10"},
-}
 
 
 def small_log() -> tuple[EventLog, TimeSplit]:
@@ -75,15 +54,6 @@ class RepeatLastItem:
             "category_logits": np.zeros((b, self.n_categories), dtype=np.float32),
             "item_logits": items,
         }
-
-
-def test_window_events_are_the_windows_in_order() -> None:
-    points = Points(
-        start=np.array([3, 10]), last=np.array([5, 10]), purchase=np.zeros(2), returns=np.zeros(2)
-    )
-    rows, local_starts, lengths = window_events(points)
-    assert rows.tolist() == [3, 4, 5, 10]
-    assert local_starts.tolist() == [0, 3] and lengths.tolist() == [3, 1]
 
 
 def test_vocab_logits_map_to_log_codes_and_window_oov_ids_rank_by_their_bucket() -> None:
@@ -159,95 +129,3 @@ def test_evaluator_features_equal_the_service_featurization() -> None:
     for name, value in service.items():
         np.testing.assert_array_equal(ours[name], value, err_msg=name)
 
-
-def _assert_m(m: dict[str, Any], heads: set[str]) -> None:
-    assert heads <= set(m)
-    for head in heads:
-        assert M_KEYS[head] <= set(m[head]), head
-
-
-def test_report_files_from_a_baseline_evaluation(tmp_path: Path) -> None:
-    log, split = small_log()
-    h = Horizon(window_len=4, horizon=240, return_gap=60)  # horizons inside the log
-    points = points_of(log, split, h.window_len, h.horizon, h.return_gap)
-    scorers = fit_classical(["popularity", "markov", "last"], log, split, h)
-    evaluation = {
-        "n_test_points": len(points),
-        "model": score_points(scorers["markov"], log, points),
-        "baselines": {name: score_points(s, log, points) for name, s in scorers.items()},
-    }
-    rng = np.random.default_rng(0)
-    p = rng.uniform(size=200)
-    calibration = {
-        "temperatures": {"behavior": 1.3, "purchase": 0.8},
-        "before": {"purchase": metrics.reliability(p**2, rng.uniform(size=200) < p).to_dict()},
-        "after": {"purchase": metrics.reliability(p, rng.uniform(size=200) < p).to_dict()},
-    }
-    history = [
-        {
-            "epoch": 1,
-            "train_loss": {"behavior": 1.2, "item": 8.0},
-            "val_loss": {"behavior": 1.1, "item": 7.5},
-            "events_per_s": 31000.0,
-        },
-        {
-            "epoch": 2,
-            "train_loss": {"behavior": 1.0, "item": 7.0},
-            "val_loss": {"behavior": 1.0, "item": 7.4},
-            "events_per_s": 32000.0,
-        },
-    ]
-    write_report(tmp_path, evaluation, history, calibration, {"rows_read": 72, "steps": []})
-    report = tmp_path / "report"
-    for png in ("training_curves.png", "reliability.png", "confusion_matrix.png"):
-        data = (report / png).read_bytes()
-        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000, png
-    saved = json.loads((report / "metrics.json").read_text())
-    assert saved["n_test_points"] == len(points)
-    assert saved["training"]["calibration"]["temperatures"]["purchase"] == 0.8
-    md = (report / "report.md").read_text()
-    assert "| metric | model | popularity | markov | last |" in md
-    assert "rows_read: 72" in md and "| purchase | 0.8000 |" in md
-    # "last" answers no purchase question: its cell says so.
-    purchase_row = next(line for line in md.splitlines() if line.startswith("| purchase: log loss"))
-    assert purchase_row.rstrip().endswith("| — |")
-    assert comparison_table(evaluation).count("\n") >= 10
-
-
-@pytest.mark.slow
-def test_evaluate_shape_on_the_exported_demo_model(demo_artifact: Path) -> None:
-    """The exact `seqcast evaluate --json` shape, from the real ONNX artifact and every
-    baseline (a one-epoch GRU), on synthetic shoppers whose ids overlap the demo's vocabulary."""
-    from model.synth import generate
-
-    log = generate(80, seed=0)
-    split = TimeSplit.by_fraction(log, 0.2, 0.1)
-    gru = GruOptions(preset="tiny", overrides=(("max_epochs", 1),))
-    result = evaluate(demo_artifact, log, split, progress=False, gru=gru)
-    json.loads(json.dumps(result, allow_nan=False))  # strict JSON
-    assert result["n_test_points"] > 0
-    assert list(result["baselines"]) == list(BASELINES)
-    _assert_m(result["model"], set(M_KEYS))
-    for name in ("popularity", "markov", "gru"):
-        _assert_m(result["baselines"][name], set(M_KEYS))
-    _assert_m(result["baselines"]["last"], {"next_behavior", "next_item", "next_category"})
-    _assert_m(result["baselines"]["lightgbm"], {"next_behavior", "purchase"})
-    assert "next_item" not in result["baselines"]["lightgbm"]
-    model = result["model"]
-    assert 0.0 <= model["next_item"]["unseen_rate"] < 1.0
-    assert model["next_behavior"]["n"] == result["n_test_points"]
-    assert model["purchase"]["n"] + model["purchase"]["n_censored"] == result["n_test_points"]
-    assert model["purchase"]["n_censored"] > 0, "the log's last horizon is censored"
-    assert model["next_behavior"]["log_loss"] < 10 and model["purchase"]["log_loss"] < 10
-
-
-def test_int8_sibling_is_a_column_next_to_the_model() -> None:
-    evaluation = {
-        "n_test_points": 3,
-        "model": {"purchase": {"auc": 0.71}},
-        "model_int8": {"purchase": {"auc": 0.70}},
-        "baselines": {"markov": {"purchase": {"auc": 0.6}}},
-    }
-    table = comparison_table(evaluation)
-    assert table.splitlines()[0] == "| metric | model | model int8 | markov |"
-    assert "| purchase: ROC AUC | **0.7100** | 0.7000 | 0.6000 |" in table

@@ -1,0 +1,125 @@
+"""The network as a `Scorer`: its vocabulary layout mapped onto the log's code space.
+
+The Transformer is scored through `model.runtime.OnnxModel` on the exported artifact, the
+same graph the service runs, on windows featurized by `model.features.featurize_indexed`
+with the artifact's vocabularies (the same featurization as the service's
+`featurize_windows`, vectorized). Its item / category logits are mapped from the vocabulary
+layout to the log's code space: ids outside the vocabulary score -inf, hashed OOV bucket
+columns are never ranked themselves, but an id outside the vocabulary that occurs in the
+point's window is ranked by its bucket's score, as the service does
+(`model.features.window_oov`: the copy heads put probability on the window's own rows).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+
+import numpy as np
+
+from model.artifact import Artifact
+from model.evaluation.protocol import Scores
+from model.features import Features, FeatureSpec, Vocab, featurize_indexed
+from model.runtime import OnnxModel
+from model.sequences import EventLog, Points, WindowRows, vocab_index
+
+logger = logging.getLogger(__name__)
+
+
+def code_columns(raw_ids: np.ndarray, vocab: Vocab) -> tuple[np.ndarray, np.ndarray]:
+    """For each code of a log's id table: its vocabulary index, and whether it is a known id
+    (a column the model ranks) rather than missing or a hashed OOV bucket."""
+    index = vocab_index(raw_ids, vocab)
+    return index, vocab.is_known(index)
+
+
+def rank_window_oov(
+    scores: np.ndarray, logits: np.ndarray, index: np.ndarray, oov: np.ndarray,
+    point: np.ndarray, codes: np.ndarray,
+) -> None:
+    """Give the codes outside the vocabulary that occur in a point's window their bucket's
+    score, in place: `model.features.window_oov` over code arrays, the service's rule.
+
+    scores (B, n codes); logits (B, vocab rows); index/oov per code (vocabulary row, is a
+    hashed bucket); point/codes the (point, code) of every window event. Distinct codes of
+    one window sharing a bucket split it (log of their count subtracted)."""
+    keep = oov[codes]
+    pairs = np.unique(np.stack([point[keep], codes[keep]], axis=1), axis=0)  # (P, 2)
+    if len(pairs) == 0:
+        return
+    b, c = pairs[:, 0], pairs[:, 1]
+    rows = index[c]
+    _, inverse, counts = np.unique(
+        np.stack([b, rows], axis=1), axis=0, return_inverse=True, return_counts=True
+    )
+    scores[b, c] = logits[b, rows] - np.log(counts[inverse.ravel()])
+
+
+Predict = Callable[[Features], Mapping[str, np.ndarray]]
+
+
+class VocabScorer:
+    """A network (ONNX or PyTorch, anything with the artifact's outputs) as a `Scorer`."""
+
+    def __init__(self, predict: Predict, spec: FeatureSpec, items: Vocab, categories: Vocab):
+        self.predict = predict
+        self.spec = spec
+        self.items = items
+        self.categories = categories
+        self._log: EventLog | None = None
+
+    def _bind(self, log: EventLog) -> None:
+        if self._log is log:
+            return
+        self._log = log
+        self.item_index, self.item_known = code_columns(log.item_ids, self.items)
+        self.category_index, self.category_known = code_columns(log.category_ids, self.categories)
+        self.item_oov = self.items.is_oov(self.item_index)
+        self.category_oov = self.categories.is_oov(self.category_index)
+
+    def features(self, log: EventLog, points: Points) -> Features:
+        """Model inputs of the points' windows (what `featurize_windows` makes of the same
+        events as raw `Event`s)."""
+        return self._features(log, points.window_rows())
+
+    def _features(self, log: EventLog, windows: WindowRows) -> Features:
+        self._bind(log)
+        rows = windows.events
+        return featurize_indexed(
+            self.item_index[log.item[rows]],
+            self.category_index[log.category[rows]],
+            log.behavior[rows],
+            log.ts[rows],
+            windows.starts,
+            windows.lengths,
+            self.spec,
+        )
+
+    def score(self, log: EventLog, points: Points) -> Scores:
+        windows = points.window_rows()
+        out = self.predict(self._features(log, windows))
+        point = windows.window  # the point of each window event
+
+        def ranked(logits: np.ndarray, index: np.ndarray, known: np.ndarray, oov: np.ndarray,
+                   codes: np.ndarray) -> np.ndarray:
+            logits = np.asarray(logits)
+            scores = logits[:, index]  # (B, n codes)
+            scores[:, ~known] = -np.inf
+            rank_window_oov(scores, logits, index, oov, point, codes[windows.events])
+            return scores
+
+        return Scores(
+            behavior=np.asarray(out["behavior_probs"], dtype=np.float64),
+            purchase=np.asarray(out["purchase_prob"], dtype=np.float64),
+            returns=np.asarray(out["return_prob"], dtype=np.float64),
+            category=ranked(out["category_logits"], self.category_index, self.category_known,
+                            self.category_oov, log.category),
+            item=ranked(out["item_logits"], self.item_index, self.item_known, self.item_oov,
+                        log.item),
+        )
+
+
+def onnx_scorer(artifact: Artifact, *, int8: bool = False) -> VocabScorer:
+    model = OnnxModel(artifact, int8=int8)
+    logger.info("evaluating %s on %s", artifact.onnx_path, model.providers)
+    return VocabScorer(model.run, artifact.manifest.features, artifact.items, artifact.categories)

@@ -1,0 +1,45 @@
+"""What every compared model answers on a test point, and the labels it is compared on.
+
+The exported network (`model.evaluation.network`) and each baseline (`model.baselines`) are
+a `Scorer`: for a chunk of `model.sequences.Points` of the full log it answers the same
+heads as the network, next-item / next-category scores over the log's item / category CODES
+(`EventLog.item`, `EventLog.category`). A code a model cannot rank scores -inf, exactly like
+an id outside the network's vocabulary; a head without an answer is None and the evaluator
+omits it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from model.sequences import EventLog, Points
+
+
+@dataclass(frozen=True)
+class Scores:
+    """A scorer's answers for n points; None where it has no answer for a head."""
+
+    behavior: np.ndarray | None = None  # (n, 4) probabilities, Behavior order
+    purchase: np.ndarray | None = None  # (n,) P(purchase within the horizon)
+    returns: np.ndarray | None = None  # (n,) P(return within the horizon)
+    category: np.ndarray | None = None  # (n, n_categories) scores, -inf = cannot rank
+    item: np.ndarray | None = None  # (n, n_items) scores, -inf = cannot rank
+
+
+class Scorer(Protocol):
+    """Anything the evaluator can score: answers a chunk of points of a log."""
+
+    def score(self, log: EventLog, points: Points) -> Scores: ...
+
+
+@dataclass(frozen=True)
+class Horizon:
+    """The label parameters of the model being compared (from its manifest)."""
+
+    window_len: int
+    horizon: int
+    return_gap: int
+    tz_offset_seconds: int = 0

@@ -1,0 +1,105 @@
+"""One scorer over all test points, chunk by chunk, and the metrics of every head it answers.
+
+Binary heads are scored where their label is not censored (the whole horizon is in the log,
+`model.sequences`); next item and next category are ranked against the whole code space of
+the log, streamed so that no (points x items) matrix is built for more than one chunk.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from model import metrics
+from model.evaluation.protocol import Scorer
+from model.features import BEHAVIOR_NAMES
+from model.sequences import CENSORED, EventLog, Points
+
+CHUNK = 256
+RECALL_K = 20
+NDCG_K = 10
+
+
+def _binary_metrics(prob: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+    known = labels != CENSORED
+    y, p = labels[known].astype(np.int64), prob[known]
+    rel = metrics.reliability(p, y)
+    return {
+        "auc": metrics.roc_auc(y, p),
+        "pr_auc": metrics.average_precision(y, p),
+        "log_loss": metrics.log_loss(y, p),
+        "ece": rel.ece,
+        "positive_rate": float(y.mean()) if len(y) else float("nan"),
+        "n": int(known.sum()),
+        "n_censored": int((~known).sum()),
+        "reliability": rel.to_dict(),
+    }
+
+
+def _behavior_metrics(probs: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    pred = probs.argmax(axis=1)
+    per_class = metrics.per_class_auc(y, probs)
+    top = metrics.reliability(probs.max(axis=1), pred == y)
+    return {
+        "macro_auc": metrics.macro_auc(y, probs),
+        "log_loss": metrics.log_loss(y, probs),
+        "accuracy": metrics.accuracy(y, pred),
+        "macro_f1": metrics.macro_f1(y, pred),
+        "per_class_auc": dict(zip(BEHAVIOR_NAMES, per_class, strict=True)),
+        "ece_top_label": top.ece,
+        "confusion_matrix": metrics.confusion_matrix(y, pred, len(BEHAVIOR_NAMES)).tolist(),
+        "reliability": top.to_dict(),
+        "n": len(y),
+    }
+
+
+def score_points(
+    scorer: Scorer,
+    log: EventLog,
+    points: Points,
+    *,
+    label: str = "model",
+    progress: bool = False,
+    chunk_size: int = CHUNK,
+) -> dict[str, Any]:
+    """Run one scorer over all points in chunks and compute every head it answers (M)."""
+    item_acc = metrics.RankingMetrics(RECALL_K, NDCG_K)
+    category_acc = metrics.RankingMetrics(RECALL_K, NDCG_K)
+    behavior: list[np.ndarray] = []
+    purchase: list[np.ndarray] = []
+    returns: list[np.ndarray] = []
+    with tqdm(total=len(points), desc=f"seqcast: evaluate {label}", unit="points",
+              file=sys.stderr, disable=not progress) as shown:
+        for lo in range(0, len(points), chunk_size):
+            chunk = points.take(slice(lo, lo + chunk_size))
+            out = scorer.score(log, chunk)
+            if out.item is not None:
+                item_acc.update(out.item, log.item[chunk.target])
+            if out.category is not None:
+                category_acc.update(out.category, log.category[chunk.target])
+            for kept, value in (
+                (behavior, out.behavior),
+                (purchase, out.purchase),
+                (returns, out.returns),
+            ):
+                if value is not None:
+                    kept.append(value)
+            shown.update(len(chunk))
+    result: dict[str, Any] = {}
+    if behavior:
+        y = log.behavior[points.target].astype(np.int64)
+        result["next_behavior"] = _behavior_metrics(np.concatenate(behavior), y)
+    for head, kept, labels in (
+        ("purchase", purchase, points.purchase),
+        ("return", returns, points.returns),
+    ):
+        if kept:
+            result[head] = _binary_metrics(np.concatenate(kept), labels)
+    if item_acc.n:
+        result["next_item"] = item_acc.result()
+    if category_acc.n:
+        result["next_category"] = category_acc.result()
+    return result
