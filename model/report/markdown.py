@@ -1,0 +1,205 @@
+"""The report's Markdown: model vs baselines side by side, per class, calibration, training
+and the data report."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from model.features import BEHAVIOR_NAMES
+from model.report.inputs import losses, number
+
+# (head, metric, label, higher is better)
+TABLE_ROWS = (
+    ("next_behavior", "macro_auc", "next behavior: macro AUC", True),
+    ("next_behavior", "log_loss", "next behavior: log loss", False),
+    ("next_behavior", "accuracy", "next behavior: accuracy", True),
+    ("next_behavior", "macro_f1", "next behavior: macro F1", True),
+    ("purchase", "auc", "purchase: ROC AUC", True),
+    ("purchase", "pr_auc", "purchase: PR AUC", True),
+    ("purchase", "log_loss", "purchase: log loss", False),
+    ("purchase", "ece", "purchase: ECE", False),
+    ("return", "auc", "return: ROC AUC", True),
+    ("return", "log_loss", "return: log loss", False),
+    ("next_item", "recall@20", "next item: Recall@20", True),
+    ("next_item", "ndcg@10", "next item: NDCG@10", True),
+    ("next_item", "unseen_rate", "next item: unseen target rate", False),
+    ("next_category", "recall@20", "next category: Recall@20", True),
+    ("next_category", "ndcg@10", "next category: NDCG@10", True),
+    ("next_category", "unseen_rate", "next category: unseen target rate", False),
+)
+
+
+def _fmt(value: Any) -> str:
+    v = number(value)
+    return "—" if v is None else f"{v:.4f}"
+
+
+def _columns(evaluation: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    cols: dict[str, Mapping[str, Any]] = {"model": evaluation.get("model", {})}
+    if "model_int8" in evaluation:  # the quantized sibling, next to what it approximates
+        cols["model int8"] = evaluation["model_int8"]
+    cols.update(evaluation.get("baselines", {}))
+    return cols
+
+
+def comparison_table(evaluation: Mapping[str, Any]) -> str:
+    """Markdown table, one row per metric, model and baselines side by side; the best value
+    of each row in bold (a head a baseline does not answer shows —)."""
+    cols = _columns(evaluation)
+    names = list(cols)
+    lines = [
+        "| metric | " + " | ".join(names) + " |",
+        "|---|" + "---:|" * len(names),
+    ]
+    for head, metric, label, higher in TABLE_ROWS:
+        values = [number(cols[n].get(head, {}).get(metric)) for n in names]
+        present = [v for v in values if v is not None]
+        if not present:
+            continue
+        best = max(present) if higher else min(present)
+        cells = [
+            "—" if v is None else (f"**{v:.4f}**" if v == best and len(present) > 1 else f"{v:.4f}")
+            for v in values
+        ]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _when(ts: Any) -> str:
+    v = number(ts)
+    if v is None:
+        return "—"
+    return datetime.fromtimestamp(v, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _protocol_md(evaluation: Mapping[str, Any]) -> list[str]:
+    p = evaluation.get("protocol", {})
+    split = p.get("split", {})
+    return [
+        "## Protocol",
+        "",
+        f"- Test points: **{evaluation.get('n_test_points', '—')}** — every event from the test "
+        f"cutoff ({_when(split.get('test_cutoff'))}) to the end of the log "
+        f"({_when(split.get('end'))}), each predicted from the events before it "
+        f"(window {p.get('window_len', '—')}).",
+        f"- Training used events before {_when(split.get('val_cutoff'))}; validation (early "
+        "stopping, calibration) the events up to the test cutoff. Baselines are fitted on "
+        "everything before the test cutoff.",
+        f"- Purchase / return horizon {p.get('horizon_seconds', '—')} s; labels whose horizon "
+        "runs past the end of the log are censored and excluded.",
+        f"- Next item / category: full ranking over {p.get('n_items', '—')} items and "
+        f"{p.get('n_categories', '—')} categories; targets outside a model's vocabulary are "
+        "misses; ties take the expected rank.",
+        "",
+    ]
+
+
+def _per_class_md(evaluation: Mapping[str, Any]) -> list[str]:
+    cols = _columns(evaluation)
+    names = [n for n in cols if "per_class_auc" in cols[n].get("next_behavior", {})]
+    if not names:
+        return []
+    lines = [
+        "### Next behavior: one-vs-rest AUC per class",
+        "",
+        "| class | " + " | ".join(names) + " |",
+        "|---|" + "---:|" * len(names),
+    ]
+    for cls in BEHAVIOR_NAMES:
+        cells = [_fmt(cols[n]["next_behavior"]["per_class_auc"].get(cls)) for n in names]
+        lines.append(f"| {cls} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def _calibration_md(calibration: Mapping[str, Any]) -> list[str]:
+    temps = calibration.get("temperatures", {})
+    heads = sorted(set(temps) | set(calibration.get("before", {})))
+    if not heads:
+        return ["## Calibration", "", "No calibration was fitted.", ""]
+    lines = [
+        "## Calibration (validation points)",
+        "",
+        "Temperature scaling per head; ECE with 15 equal-width bins (behavior: top-label).",
+        "",
+        "| head | temperature | ECE before | ECE after |",
+        "|---|---:|---:|---:|",
+    ]
+    for head in heads:
+        before = calibration.get("before", {}).get(head, {}).get("ece")
+        after = calibration.get("after", {}).get(head, {}).get("ece")
+        lines.append(f"| {head} | {_fmt(temps.get(head))} | {_fmt(before)} | {_fmt(after)} |")
+    return [*lines, ""]
+
+
+def _training_md(history: list[Mapping[str, Any]]) -> list[str]:
+    if not history:
+        return []
+    lines = [
+        "## Training",
+        "",
+        "| epoch | train loss | validation loss | events/s |",
+        "|---:|---:|---:|---:|",
+    ]
+    for i, r in enumerate(history):
+        train = losses(r, "train_loss")
+        val = losses(r, "val_loss")
+        t = train.get("total", sum(train.values()))
+        v = val.get("total", sum(val.values()))
+        rate = number(r.get("events_per_s"))
+        lines.append(
+            f"| {r.get('epoch', i + 1)} | {t:.4f} | {v:.4f} | "
+            f"{'—' if rate is None else f'{rate:,.0f}'} |"
+        )
+    return [*lines, ""]
+
+
+def _data_md(value: Any, indent: int = 0) -> list[str]:
+    """The data report (DataReport.to_dict(), as metrics.json stores it) as nested lists."""
+    pad = "  " * indent
+    if isinstance(value, Mapping):
+        lines = []
+        for k, v in value.items():
+            if isinstance(v, Mapping | list) and v:
+                lines.append(f"{pad}- {k}:")
+                lines.extend(_data_md(v, indent + 1))
+            else:
+                lines.append(f"{pad}- {k}: {v}")
+        return lines
+    if isinstance(value, list):
+        return [f"{pad}- {v}" for v in value]
+    return [f"{pad}- {value}"]
+
+
+def render_markdown(
+    evaluation: Mapping[str, Any],
+    history: list[Mapping[str, Any]],
+    calibration: Mapping[str, Any],
+    data_report: Mapping[str, Any] | None,
+) -> str:
+    lines = [
+        "# seqcast model report",
+        "",
+        *_protocol_md(evaluation),
+        "## Model vs baselines (test points)",
+        "",
+        "Best of each row in bold. log loss, ECE and unseen rate: lower is better.",
+        "",
+        comparison_table(evaluation),
+        "",
+        *_per_class_md(evaluation),
+        "![confusion matrix](confusion_matrix.png)",
+        "",
+        *_calibration_md(calibration),
+        "![reliability](reliability.png)",
+        "",
+        *_training_md(history),
+        "![training curves](training_curves.png)",
+        "",
+        "## Data",
+        "",
+        *(_data_md(data_report) if data_report else ["No data report."]),
+        "",
+    ]
+    return "\n".join(lines)
