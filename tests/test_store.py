@@ -12,15 +12,10 @@ from prometheus_client import CollectorRegistry
 
 from app.errors import StoreUnavailable
 from app.metrics import Metrics
-from app.store import (
-    RedisWindowStore,
-    StoredEvent,
-    decode_member,
-    encode_event,
-    redact_url,
-    seen_key,
-    window_key,
-)
+from app.store.codec import decode_window, encode_event
+from app.store.keys import seen_key, window_key
+from app.store.redis_store import RedisWindowStore, redact_url
+from app.store.window_store import StoredEvent
 from model.features import Event
 
 pytestmark = pytest.mark.anyio
@@ -47,8 +42,9 @@ def test_redacted_urls_hide_the_password_only() -> None:
 
 
 def test_event_encoding_round_trips_unicode_and_missing_category() -> None:
-    for event in (Event("sku-ü", None, 3, 1714564800.25), Event('a"b|c', "c,1", 0, 0.0)):
-        assert decode_member("00000000000a|" + encode_event(event)) == event
+    events = [Event("sku-ü", None, 3, 1714564800.25), Event('a"b|c', "c,1", 0, 0.0)]
+    members = [f"{seq:012x}|{encode_event(e)}" for seq, e in enumerate(events, start=10)]
+    assert decode_window(members) == events
 
 
 def ev(event_id: str, ts: float, item: str = "i", behavior: int = 0) -> StoredEvent:

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from app.deps import ApiKey, MetricsDep, PredictorDep, SettingsDep, StoreDep, check_id
 from app.errors import InvalidRequest, StoreUnavailable
 from app.schemas import EventIn, EventsBody, EventsIn, EventsOut, PredictionOut, UserIngestOut
-from app.store import StoredEvent, new_event_id
+from app.store.window_store import StoredEvent, new_event_id
 from model.features import Behavior, Event
 
 router = APIRouter(prefix="/v1/events", tags=["events"], dependencies=[ApiKey])
