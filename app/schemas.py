@@ -8,11 +8,19 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timezone
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
 
-BehaviorName = Literal["view", "fav", "cart", "buy"]
+from model.features import BEHAVIOR_NAMES
+
+if TYPE_CHECKING:
+    BehaviorName = str
+else:  # the contract's names, in its order: the JSON schema lists them as an enum
+    BehaviorName = Literal[BEHAVIOR_NAMES]
+
+# How many items and categories a prediction lists, wherever a client chooses it.
+TOP_K_DEFAULT, TOP_K_MIN, TOP_K_MAX = 10, 1, 100
 
 ID_HARD_LIMIT = 1024
 EVENTS_HARD_LIMIT = 100_000
@@ -147,7 +155,7 @@ class PredictIn(_Strict):
     )
 
     sequences: list[SequenceIn] = Field(min_length=1, max_length=SEQUENCES_HARD_LIMIT)
-    top_k: int = Field(10, ge=1, le=100)
+    top_k: int = Field(TOP_K_DEFAULT, ge=TOP_K_MIN, le=TOP_K_MAX)
     explain: bool = False
 
 
