@@ -15,8 +15,8 @@ from fastapi.security import APIKeyHeader
 
 from app.embedded_redis import EmbeddedRedis
 from app.errors import InvalidRequest, Unauthorized
+from app.inference.predictor import Predictor
 from app.metrics import Metrics
-from app.predictor import Predictor
 from app.settings import API_KEY_HEADER, Settings
 from app.store.window_store import WindowStore
 

@@ -17,10 +17,10 @@ from app.deps import Services
 from app.embedded_redis import EmbeddedRedis
 from app.errors import ServiceError
 from app.fastpath import PredictionFastPath, find_prediction_route
+from app.inference.predictor import Predictor
 from app.logs import configure_logging
 from app.metrics import Metrics
 from app.middleware import AccessMiddleware, BodyLimitMiddleware
-from app.predictor import Predictor
 from app.responses import error_json, error_response
 from app.routes import events, health, modelcard, predict, users
 from app.settings import Settings

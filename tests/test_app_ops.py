@@ -100,10 +100,11 @@ def test_lone_requests_are_scored_inline_with_the_same_answers(
             answers[inline_rows] = http.get("/v1/users/lone/prediction").json()
             predictor = app.state.services.predictor
             assert predictor.current.on_cpu
-            assert bool(predictor._executor._threads) == (inline_rows == 0)
+            worker = predictor._batcher._executor
+            assert bool(worker._threads) == (inline_rows == 0)
             explained = http.get("/v1/users/lone/prediction?explain=true")
             assert explained.status_code == 200
-            assert predictor._executor._threads, "a 7-row request went to the worker thread"
+            assert worker._threads, "a 7-row request went to the worker thread"
     inline, hop = answers[4], answers[0]
     assert inline["top_items"] == hop["top_items"]
     assert inline["purchase_probability"] == hop["purchase_probability"]
