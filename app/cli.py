@@ -62,11 +62,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging("INFO")
     artifact = args.artifact
-    if artifact is None:
-        artifact = DEMO_ARTIFACT
-        if not (artifact / MANIFEST).is_file() and not train_demo(artifact):
-            return 2
     try:
+        if artifact is None:
+            artifact = DEMO_ARTIFACT
+            if not (artifact / MANIFEST).is_file() and not train_demo(artifact):
+                return 2
         serve(artifact, args.redis_url, args.host, args.port, args.workers)
     except SeqcastError as exc:
         log.error("%s", exc)
