@@ -125,7 +125,7 @@ def cmd_train_demo(args: argparse.Namespace) -> int:
     from model.pipeline import build_demo_artifact
 
     logging.getLogger("seqcast").info(
-        "no model yet: training a demo model on %d synthetic shoppers into %s",
+        "training a demo model on %d synthetic shoppers into %s",
         args.users,
         args.out,
     )
