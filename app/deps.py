@@ -15,10 +15,10 @@ from fastapi.security import APIKeyHeader
 
 from app.embedded_redis import EmbeddedRedis
 from app.errors import InvalidRequest, Unauthorized
+from app.inference.predictor import Predictor
 from app.metrics import Metrics
-from app.predictor import Predictor
 from app.settings import API_KEY_HEADER, Settings
-from app.store import RedisWindowStore
+from app.store.window_store import WindowStore
 
 
 @dataclass
@@ -27,7 +27,7 @@ class Services:
 
     settings: Settings
     metrics: Metrics
-    store: RedisWindowStore
+    store: WindowStore
     predictor: Predictor
     embedded_redis: EmbeddedRedis | None = None
 
@@ -44,7 +44,7 @@ async def get_settings(services: ServicesDep) -> Settings:
     return services.settings
 
 
-async def get_store(services: ServicesDep) -> RedisWindowStore:
+async def get_store(services: ServicesDep) -> WindowStore:
     return services.store
 
 
@@ -57,7 +57,7 @@ async def get_metrics(services: ServicesDep) -> Metrics:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-StoreDep = Annotated[RedisWindowStore, Depends(get_store)]
+StoreDep = Annotated[WindowStore, Depends(get_store)]
 PredictorDep = Annotated[Predictor, Depends(get_predictor)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 

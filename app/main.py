@@ -17,14 +17,14 @@ from app.deps import Services
 from app.embedded_redis import EmbeddedRedis
 from app.errors import ServiceError
 from app.fastpath import PredictionFastPath, find_prediction_route
+from app.inference.predictor import Predictor
 from app.logs import configure_logging
 from app.metrics import Metrics
 from app.middleware import AccessMiddleware, BodyLimitMiddleware
-from app.predictor import Predictor
 from app.responses import error_json, error_response
 from app.routes import events, health, modelcard, predict, users
 from app.settings import Settings
-from app.store import RedisWindowStore
+from app.store.redis_store import RedisWindowStore
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +79,8 @@ def create_app(
         if settings.redis_url is None:
             embedded = EmbeddedRedis(Path(settings.data_dir))
             await asyncio.to_thread(embedded.start)
+            embedded.supervise()
             url = embedded.url
-            tasks.append(asyncio.create_task(embedded.supervise(), name="seqcast-redis"))
         else:
             url = settings.redis_url.get_secret_value()
         store = RedisWindowStore(

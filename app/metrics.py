@@ -8,6 +8,7 @@ and `/metrics` aggregates every worker through `MultiProcessCollector`.
 from __future__ import annotations
 
 import os
+from typing import Literal
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -39,24 +40,31 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
-        self.http_duration = Histogram(
+
+        def histogram(name: str, doc: str, buckets: tuple[float, ...],
+                      labels: tuple[str, ...] = ()) -> Histogram:
+            return Histogram(name, doc, labels, buckets=buckets, registry=r)
+
+        def gauge(name: str, doc: str, mode: Literal["livemin", "livemax"],
+                  labels: tuple[str, ...] = ()) -> Gauge:
+            return Gauge(name, doc, labels, registry=r, multiprocess_mode=mode)
+
+        self.http_duration = histogram(
             "seqcast_http_request_duration_seconds",
             "HTTP request latency by route template, method and status code.",
-            ["route", "method", "status"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
+            LATENCY_BUCKETS,
+            ("route", "method", "status"),
         )
-        self.inference_duration = Histogram(
+        self.inference_duration = histogram(
             "seqcast_model_inference_duration_seconds",
-            "Duration of one model call (featurize + ONNX Runtime + decode) for a micro-batch.",
-            buckets=LATENCY_BUCKETS,
-            registry=r,
+            "Duration of one model call (featurize + ONNX Runtime) for a micro-batch; "
+            "decoding the answers is not included.",
+            LATENCY_BUCKETS,
         )
-        self.batch_size = Histogram(
+        self.batch_size = histogram(
             "seqcast_model_batch_size",
             "Windows scored per model call (micro-batch size, occlusions included).",
-            buckets=BATCH_BUCKETS,
-            registry=r,
+            BATCH_BUCKETS,
         )
         self.events_ingested = Counter(
             "seqcast_events_ingested_total", "Events appended to user windows.", registry=r
@@ -72,39 +80,31 @@ class Metrics:
             ["reason"],
             registry=r,
         )
-        self.redis_duration = Histogram(
+        self.redis_duration = histogram(
             "seqcast_redis_duration_seconds",
             "Redis round trip latency by operation.",
-            ["op"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
+            LATENCY_BUCKETS,
+            ("op",),
         )
-        self.window_length = Histogram(
+        self.window_length = histogram(
             "seqcast_window_length",
             "Events in the windows scored for predictions.",
-            buckets=WINDOW_BUCKETS,
-            registry=r,
+            WINDOW_BUCKETS,
         )
-        self.model_info = Gauge(
+        self.model_info = gauge(
             "seqcast_model_info",
             "1 for the model version and execution provider being served.",
-            ["version", "provider"],
-            registry=r,
-            multiprocess_mode="livemax",
+            "livemax",
+            ("version", "provider"),
         )
-        self.model_ready = Gauge(
-            "seqcast_model_ready", "1 when a model is loaded.", registry=r,
-            multiprocess_mode="livemin",
+        self.model_ready = gauge("seqcast_model_ready", "1 when a model is loaded.", "livemin")
+        self.redis_up = gauge(
+            "seqcast_redis_up", "1 when the last Redis call succeeded.", "livemin"
         )
-        self.redis_up = Gauge(
-            "seqcast_redis_up", "1 when the last Redis call succeeded.", registry=r,
-            multiprocess_mode="livemin",
-        )
-        self.purchase_probability = Histogram(
+        self.purchase_probability = histogram(
             "seqcast_purchase_probability",
             "Purchase probabilities served (cold-start priors included).",
-            buckets=PROBABILITY_BUCKETS,
-            registry=r,
+            PROBABILITY_BUCKETS,
         )
 
     def exposition(self) -> bytes:

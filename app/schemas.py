@@ -6,13 +6,20 @@ Hard caps live here (`Field`); the configurable limits (`SEQCAST_MAX_ID_LENGTH`,
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
 
+from model.features import BEHAVIOR_NAMES
 from model.timestamps import parse_timestamp
 
-BehaviorName = Literal["view", "fav", "cart", "buy"]
+if TYPE_CHECKING:
+    BehaviorName = str
+else:  # the contract's names, in its order: the JSON schema lists them as an enum
+    BehaviorName = Literal[BEHAVIOR_NAMES]
+
+# How many items and categories a prediction lists, wherever a client chooses it.
+TOP_K_DEFAULT, TOP_K_MIN, TOP_K_MAX = 10, 1, 100
 
 ID_HARD_LIMIT = 1024
 EVENTS_HARD_LIMIT = 100_000
@@ -121,7 +128,7 @@ class PredictIn(_Strict):
     )
 
     sequences: list[SequenceIn] = Field(min_length=1, max_length=SEQUENCES_HARD_LIMIT)
-    top_k: int = Field(10, ge=1, le=100)
+    top_k: int = Field(TOP_K_DEFAULT, ge=TOP_K_MIN, le=TOP_K_MAX)
     explain: bool = False
 
 

@@ -7,10 +7,8 @@ multiprocess directory, and hands both to the workers through the environment.
 
 from __future__ import annotations
 
-import logging
 import os
 import tempfile
-import threading
 from pathlib import Path
 
 import uvicorn
@@ -20,21 +18,11 @@ from app.logs import configure_logging
 from app.main import create_app
 from app.settings import Settings
 
-log = logging.getLogger(__name__)
-
 # uvicorn restarts a worker that does not answer its supervisor's ping in time (default 5 s).
 # A worker answers from a thread that needs the GIL, and one still importing NumPy / ONNX
-# Runtime or checking its model may hold it for a while on a busy machine. Headroom: such a
-# restart was suspected once, never observed.
+# Runtime or checking its model may hold the GIL for seconds on a busy machine: a starting
+# worker must not be killed for being slow to start.
 WORKER_HEALTHCHECK_SECONDS = 30
-
-
-def _supervise_forever(server: EmbeddedRedis, stop: threading.Event) -> None:
-    while not stop.wait(1.0):
-        try:
-            server.ensure_running()
-        except RuntimeError:
-            log.exception("could not restart the embedded redis-server; retrying")
 
 
 def serve(
@@ -58,14 +46,11 @@ def serve(
         return
 
     embedded: EmbeddedRedis | None = None
-    stop = threading.Event()
     if settings.redis_url is None:
         embedded = EmbeddedRedis(Path(settings.data_dir))
         embedded.start()
+        embedded.supervise()
         os.environ["SEQCAST_REDIS_URL"] = embedded.url
-        threading.Thread(
-            target=_supervise_forever, args=(embedded, stop), daemon=True, name="seqcast-redis"
-        ).start()
     with tempfile.TemporaryDirectory(prefix="seqcast-metrics-") as metrics_dir:
         os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", metrics_dir)
         try:
@@ -80,6 +65,5 @@ def serve(
                 access_log=False,
             )
         finally:
-            stop.set()
             if embedded is not None:
                 embedded.stop()

@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app.predictor import check_windows  # noqa: E402
+from app.inference.checks import check_windows  # noqa: E402
 from model.artifact import load_artifact  # noqa: E402
 from model.runtime import OnnxModel  # noqa: E402
 

@@ -200,7 +200,7 @@ def service_env(tmp: Path, workers: int, extra: dict[str, str]) -> dict[str, str
 def seqcast_service(artifact: Path, redis_url: str, workers: int, tmp: Path,
                     extra_env: dict[str, str]) -> Iterator[tuple[str, int]]:
     port = free_port()
-    argv = [sys.executable, "-m", "model.cli", "serve", "--artifact", str(artifact),
+    argv = [sys.executable, "-m", "model.dispatch", "serve", "--artifact", str(artifact),
             "--redis-url", redis_url, "--host", LOOPBACK, "--port", str(port),
             "--workers", str(workers)]
     url = f"http://{LOOPBACK}:{port}"

@@ -29,22 +29,40 @@ ONNX = "model.onnx"
 ONNX_INT8 = "model.int8.onnx"
 
 # Every input is int64 (batch, time), left-padded (see model.features).
-# Outputs, all float32, probabilities already calibrated:
-#   behavior_probs (B, 4)   next behavior type, in BEHAVIOR_NAMES order
-#   purchase_prob  (B,)     a purchase within horizon_seconds of the last event
-#   return_prob    (B,)     the user returns (an event after a session gap) within the horizon
-#   category_logits (B, C)  next category, over the category vocabulary layout
-#   item_logits    (B, I)   next item, over the item vocabulary layout
-#   event_surprise (B, T)   -log p(behavior, category) of each event given the events before
-#                           it in the window; 0 for padding and the window's first event
-OUTPUT_NAMES = (
-    "behavior_probs",
-    "purchase_prob",
-    "return_prob",
-    "category_logits",
-    "item_logits",
-    "event_surprise",
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """One output of the exported network: float32, probabilities already calibrated.
+
+    `axes` names each dimension: "batch" (windows scored), "time" (the batch's window width),
+    "behaviors" (len(BEHAVIOR_NAMES)), "categories" / "items" (the vocabulary layout's size,
+    `Vocab.size`). "batch" and "time" vary per call; the others are fixed by the artifact.
+    """
+
+    name: str
+    axes: tuple[str, ...]
+    meaning: str
+    probability: bool = False  # values in [0, 1]
+
+
+OUTPUT_DTYPE = "float32"
+OUTPUTS = (
+    OutputSpec("behavior_probs", ("batch", "behaviors"),
+               "next behavior type, in BEHAVIOR_NAMES order", probability=True),
+    OutputSpec("purchase_prob", ("batch",),
+               "a purchase within horizon_seconds of the last event", probability=True),
+    OutputSpec("return_prob", ("batch",),
+               "the user returns (an event after a session gap) within the horizon",
+               probability=True),
+    OutputSpec("category_logits", ("batch", "categories"),
+               "next category, over the category vocabulary layout"),
+    OutputSpec("item_logits", ("batch", "items"), "next item, over the item vocabulary layout"),
+    OutputSpec("event_surprise", ("batch", "time"),
+               "-log p(behavior, category) of each event given the events before it in the "
+               "window; 0 for padding and the window's first event"),
 )
+OUTPUT_NAMES = tuple(o.name for o in OUTPUTS)
 
 
 class ArtifactError(SeqcastError):

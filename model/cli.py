@@ -1,6 +1,5 @@
-"""`seqcast` command line: synth, train, evaluate, serve.
-
-Each subcommand imports what it needs when it runs, so `seqcast serve` never loads PyTorch.
+"""The trainer's subcommands of `seqcast` (`model.dispatch` routes them here): synth, train,
+train-demo, evaluate. Each imports what it needs when it runs.
 """
 
 from __future__ import annotations
@@ -17,7 +16,6 @@ from typing import Any
 from model.errors import SeqcastError
 from model.sequences import SplitConfig
 
-DEMO_ARTIFACT = Path("artifacts/demo")
 DEMO_USERS = 600
 
 
@@ -123,39 +121,30 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    from app.logs import configure_logging
-    from app.serve import serve
+def cmd_train_demo(args: argparse.Namespace) -> int:
+    from model.pipeline import build_demo_artifact
 
-    configure_logging("INFO")
-
-    artifact = args.artifact
-    if artifact is None:
-        artifact = DEMO_ARTIFACT
-        if not (artifact / "manifest.json").is_file():
-            from model.pipeline import build_demo_artifact
-
-            logging.getLogger("seqcast").info(
-                "no model yet: training a demo model on %d synthetic shoppers into %s",
-                DEMO_USERS,
-                artifact,
-            )
-            build_demo_artifact(artifact, users=DEMO_USERS, preset="tiny", progress=True)
-    serve(artifact, args.redis_url, args.host, args.port, args.workers)
+    logging.getLogger("seqcast").info(
+        "training a demo model on %d synthetic shoppers into %s",
+        args.users,
+        args.out,
+    )
+    build_demo_artifact(args.out, users=args.users, preset="tiny", progress=True)
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="seqcast", description=__doc__)
+    parser = argparse.ArgumentParser(prog="seqcast")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("synth", help="write a synthetic shopper log (Taobao CSV format)")
+    # Each subcommand's one-line help is in model.dispatch.COMMANDS (`seqcast --help`).
+    p = sub.add_parser("synth")
     p.add_argument("--users", type=int, required=True)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=cmd_synth)
 
-    p = sub.add_parser("train", help="train, calibrate, export and evaluate a model")
+    p = sub.add_parser("train")
     _add_data_options(p)
     p.add_argument("--out", type=Path, required=True, help="artifact directory to write")
     p.add_argument("--preset", default="default", help="model size preset (tiny, default, ...)")
@@ -183,43 +172,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-baselines", action="store_true", help="skip the baselines (faster)")
     p.set_defaults(run=cmd_train)
 
-    p = sub.add_parser("evaluate", help="score an artifact and the baselines on a log")
+    p = sub.add_parser("evaluate")
     p.add_argument("--artifact", type=Path, required=True)
     _add_data_options(p)
     p.add_argument("--json", action="store_true", help="one JSON object on one line")
     p.add_argument("--no-baselines", action="store_true")
     p.set_defaults(run=cmd_evaluate)
 
-    p = sub.add_parser("serve", help="run the HTTP service")
-    p.add_argument(
-        "--artifact",
-        type=Path,
-        help=f"artifact directory (default: {DEMO_ARTIFACT}, trained on synthetic data if absent)",
-    )
-    p.add_argument(
-        "--redis-url",
-        help="redis://[:password@]host:port/db or rediss:// (TLS); "
-        "default: a private embedded redis-server",
-    )
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--workers", type=int, default=1)
-    p.set_defaults(run=cmd_serve)
+    p = sub.add_parser("train-demo")
+    p.add_argument("--out", type=Path, required=True, help="artifact directory to write")
+    p.add_argument("--users", type=int, default=DEMO_USERS)
+    p.set_defaults(run=cmd_train_demo)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command != "serve":  # the service logs JSON lines (app.logs)
-        logging.basicConfig(
-            level=logging.INFO,
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-            stream=sys.stderr,
-        )
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
     try:
         return int(args.run(args))
     except SeqcastError as exc:
         logging.getLogger("seqcast").error("%s", exc)
+        return 2
+    except ModuleNotFoundError as exc:  # an install without the `train` extra
+        logging.getLogger("seqcast").error(
+            "%s: the trainer needs its dependencies, `pip install -e '.[train]'`", exc
+        )
         return 2
     except KeyboardInterrupt:
         return 130

@@ -1,5 +1,8 @@
 """The exported model under ONNX Runtime: the inference path shared by the service, the
 exporter's parity check and the evaluator. No PyTorch.
+
+The outputs it asks for, and what it checks the graph declares, come from
+`model.artifact.OUTPUTS`; `output_shapes` turns that spec into the shapes of one call.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import onnxruntime as ort
 
-from model.artifact import ONNX_INT8, Artifact
+from model.artifact import ONNX_INT8, OUTPUT_DTYPE, OUTPUT_NAMES, OUTPUTS, Artifact, ArtifactError
 from model.features import Event, Features, featurize_windows
 
 log = logging.getLogger(__name__)
@@ -18,6 +21,34 @@ log = logging.getLogger(__name__)
 PREFERRED_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
 
 Outputs = dict[str, np.ndarray]
+
+_ONNX_TYPE = {"float32": "tensor(float)"}[OUTPUT_DTYPE]  # how onnxruntime names the dtype
+
+
+def output_shapes(artifact: Artifact, batch: int, width: int) -> dict[str, tuple[int, ...]]:
+    """Each output's shape for `batch` windows featurized to `width` columns."""
+    sizes = {
+        "batch": batch,
+        "time": width,
+        "behaviors": len(artifact.manifest.behaviors),
+        "categories": artifact.categories.size,
+        "items": artifact.items.size,
+    }
+    return {o.name: tuple(sizes[axis] for axis in o.axes) for o in OUTPUTS}
+
+
+def check_declared_outputs(session: ort.InferenceSession) -> None:
+    """The graph declares every output of the spec, with its dtype and rank."""
+    declared = {o.name: o for o in session.get_outputs()}
+    for spec in OUTPUTS:
+        found = declared.get(spec.name)
+        if found is None:
+            raise ArtifactError(f"the model has no output {spec.name!r}")
+        if found.type != _ONNX_TYPE or len(found.shape) != len(spec.axes):
+            raise ArtifactError(
+                f"output {spec.name} is {found.type} of rank {len(found.shape)}, expected "
+                f"{_ONNX_TYPE} over {spec.axes}"
+            )
 
 
 class OnnxModel:
@@ -47,7 +78,8 @@ class OnnxModel:
         missing = [p for p in providers if p not in self.providers]
         if missing:
             log.warning("onnxruntime: asked for %s, running on %s", list(providers), self.providers)
-        self._outputs = list(artifact.manifest.outputs)
+        check_declared_outputs(self.session)
+        self._outputs = list(OUTPUT_NAMES)
 
     def run(self, features: Features) -> Outputs:
         """One model call on a featurized batch (B, T); returns every named output."""

@@ -9,8 +9,18 @@ from fastapi import APIRouter, Query
 
 from app.deps import ApiKey, MetricsDep, PredictorDep, SettingsDep, StoreDep, check_id
 from app.errors import InvalidRequest, StoreUnavailable
-from app.schemas import EventIn, EventsBody, EventsIn, EventsOut, PredictionOut, UserIngestOut
-from app.store import StoredEvent, new_event_id
+from app.schemas import (
+    TOP_K_DEFAULT,
+    TOP_K_MAX,
+    TOP_K_MIN,
+    EventIn,
+    EventsBody,
+    EventsIn,
+    EventsOut,
+    PredictionOut,
+    UserIngestOut,
+)
+from app.store.window_store import StoredEvent, new_event_id
 from model.features import Behavior, Event
 
 router = APIRouter(prefix="/v1/events", tags=["events"], dependencies=[ApiKey])
@@ -42,7 +52,7 @@ async def ingest(
     predictor: PredictorDep,
     metrics: MetricsDep,
     predict: bool = Query(False, description="also return each user's fresh prediction"),
-    top_k: int = Query(10, ge=1, le=100),
+    top_k: int = Query(TOP_K_DEFAULT, ge=TOP_K_MIN, le=TOP_K_MAX),
 ) -> EventsOut:
     """Append events to their users' windows. Re-sent events (same `event_id`) are not
     counted twice, late events land in time order, each window keeps the model's window

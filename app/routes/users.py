@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from app.deps import ApiKey, Services, ServicesDep, StoreDep, UserIdDep
-from app.schemas import DeletedOut, PredictionOut
+from app.schemas import TOP_K_DEFAULT, TOP_K_MAX, TOP_K_MIN, DeletedOut, PredictionOut
 
 
 class JSONBytesResponse(Response):
@@ -19,7 +19,6 @@ class JSONBytesResponse(Response):
 router = APIRouter(prefix="/v1/users", tags=["users"], dependencies=[ApiKey])
 
 PREDICTION_PATH = "/v1/users/{user_id}/prediction"
-TOP_K_MIN, TOP_K_MAX = 1, 100
 
 
 async def prediction_json(services: Services, user_id: str, top_k: int, explain: bool) -> bytes:
@@ -44,7 +43,7 @@ async def prediction_json(services: Services, user_id: str, top_k: int, explain:
 async def user_prediction(
     user_id: UserIdDep,
     services: ServicesDep,
-    top_k: int = Query(10, ge=TOP_K_MIN, le=TOP_K_MAX,
+    top_k: int = Query(TOP_K_DEFAULT, ge=TOP_K_MIN, le=TOP_K_MAX,
                        description="items and categories to return"),
     explain: bool = Query(False, description="attribute the purchase probability to events"),
 ) -> Response:

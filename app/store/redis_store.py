@@ -1,10 +1,4 @@
-"""Per-user rolling event windows in Redis.
-
-Each user has two keys sharing one hash tag (so Redis Cluster keeps them on one slot):
-
-    {prefix}:{<user_id>}:w      sorted set: the window, score = event time, member =
-                                "<arrival seq, 12 hex>|<compact JSON event>"
-    {prefix}:{<user_id>}:seen   sorted set: event ids already ingested, score = arrival seq
+"""The window store on Redis (standalone, TLS with `rediss://`, password in the URL).
 
 One Lua script per user does append + de-duplicate + order + trim + TTL atomically; a batch
 covering many users is one pipelined round trip. Late events land in time order (the score);
@@ -13,16 +7,12 @@ events with the same timestamp keep their arrival order (the member's seq prefix
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
-import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -30,60 +20,12 @@ from redis.exceptions import RedisError, ResponseError
 
 from app.errors import StoreUnavailable
 from app.metrics import Metrics
+from app.store.codec import decode_window, encode_event
+from app.store.keys import seen_key, window_key
+from app.store.window_store import AppendResult, StoredEvent
 from model.features import Event
 
 log = logging.getLogger(__name__)
-
-
-def window_key(prefix: str, user_id: str) -> str:
-    """Redis key of a user's window; `{user_id}` is the Redis Cluster hash tag."""
-    return f"{prefix}:{{{user_id}}}:w"
-
-
-def seen_key(prefix: str, user_id: str) -> str:
-    """Redis key of a user's recently seen event ids (same hash tag as the window)."""
-    return f"{prefix}:{{{user_id}}}:seen"
-
-
-@dataclass(frozen=True)
-class StoredEvent:
-    """An event as ingested: the featurizer's Event plus its id (generated when absent)."""
-
-    event_id: str
-    event: Event
-
-
-@dataclass(frozen=True)
-class AppendResult:
-    added: int
-    duplicates: int
-    length: int
-
-
-def encode_event(event: Event) -> str:
-    return json.dumps(
-        [event.item_id, event.category_id, int(event.behavior), event.ts],
-        separators=(",", ":"),
-        ensure_ascii=False,
-    )
-
-
-def decode_member(member: str) -> Event:
-    _, payload = member.split("|", 1)
-    item, category, behavior, ts = json.loads(payload)
-    return Event(item, category, int(behavior), float(ts))
-
-
-def decode_window(members: Sequence[str]) -> list[Event]:
-    """`decode_member` of each member, with one JSON parse for the whole window."""
-    rows = orjson.loads("[" + ",".join(m[m.index("|") + 1 :] for m in members) + "]")
-    return [Event(item, category, int(behavior), float(ts))
-            for item, category, behavior, ts in rows]
-
-
-def new_event_id() -> str:
-    return uuid.uuid4().hex
-
 
 # KEYS: window, seen. ARGV: window_len, ttl_seconds, seen_capacity, then (event_id, ts,
 # payload) triples. Returns {added, duplicates, window length}.
@@ -114,22 +56,6 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
 end
 return {added, dups, redis.call('ZCARD', KEYS[1])}
 """
-
-
-class WindowStore(Protocol):
-    """What the service needs from a window backend."""
-
-    async def append(
-        self, batches: Mapping[str, Sequence[StoredEvent]], window_len: int
-    ) -> dict[str, AppendResult]: ...
-
-    async def read(self, user_ids: Sequence[str]) -> list[list[Event]]: ...
-
-    async def delete(self, user_id: str) -> bool: ...
-
-    async def ping(self) -> bool: ...
-
-    async def close(self) -> None: ...
 
 
 def redact_url(url: str) -> str:

@@ -1,4 +1,4 @@
-"""The Redis window store against a real redis-server: keys, de-duplication, time order,
+"""The Redis window store against a real redis-server: de-duplication, time order,
 trimming, TTL, deletion, and a property test against a plain-Python model of a window."""
 
 from __future__ import annotations
@@ -12,15 +12,9 @@ from prometheus_client import CollectorRegistry
 
 from app.errors import StoreUnavailable
 from app.metrics import Metrics
-from app.store import (
-    RedisWindowStore,
-    StoredEvent,
-    decode_member,
-    encode_event,
-    redact_url,
-    seen_key,
-    window_key,
-)
+from app.store.keys import seen_key, window_key
+from app.store.redis_store import RedisWindowStore, redact_url
+from app.store.window_store import StoredEvent
 from model.features import Event
 
 pytestmark = pytest.mark.anyio
@@ -31,24 +25,10 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-def test_keys_share_the_user_hash_tag() -> None:
-    assert window_key("seqcast", "u-1") == "seqcast:{u-1}:w"
-    assert seen_key("seqcast", "u-1") == "seqcast:{u-1}:seen"
-    # Redis Cluster hashes the text between the first { and the next }: the same user id.
-    for key in (window_key("p", "a:b"), seen_key("p", "a:b")):
-        start = key.index("{")
-        assert key[start + 1 : key.index("}", start)] == "a:b"
-
-
 def test_redacted_urls_hide_the_password_only() -> None:
     assert redact_url("redis://:s3cret@cache:6379/0") == "redis://***@cache:6379/0"
     assert redact_url("rediss://app:s3cret@h:6380") == "rediss://app:***@h:6380"
     assert redact_url("redis://localhost:6379/0") == "redis://localhost:6379/0"
-
-
-def test_event_encoding_round_trips_unicode_and_missing_category() -> None:
-    for event in (Event("sku-ü", None, 3, 1714564800.25), Event('a"b|c', "c,1", 0, 0.0)):
-        assert decode_member("00000000000a|" + encode_event(event)) == event
 
 
 def ev(event_id: str, ts: float, item: str = "i", behavior: int = 0) -> StoredEvent:

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from app.main import create_app
 from app.settings import Settings
-from app.store import seen_key, window_key
+from app.store.keys import seen_key, window_key
 from model.artifact import load_artifact
 from model.features import Behavior, Event
 from model.runtime import OnnxModel

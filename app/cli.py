@@ -1,0 +1,80 @@
+"""`seqcast serve`: the service's command line (`model.dispatch` routes `serve` here).
+
+With no --artifact it serves artifacts/demo, trained first when absent by the trainer's
+`seqcast train-demo` in a child process: the service never imports the trainer, so PyTorch
+is never loaded into it, and an install without the trainer's dependencies fails with one
+line that says what to do. The child writes its progress to the same terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from app.logs import configure_logging
+from app.serve import serve
+from model.artifact import MANIFEST
+from model.errors import SeqcastError
+
+DEMO_ARTIFACT = Path("artifacts/demo")
+
+log = logging.getLogger("seqcast")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="seqcast")
+    sub = parser.add_subparsers(dest="command", required=True)
+    # Each subcommand's one-line help is in model.dispatch.COMMANDS (`seqcast --help`).
+    p = sub.add_parser("serve")
+    p.add_argument(
+        "--artifact",
+        type=Path,
+        help=f"artifact directory (default: {DEMO_ARTIFACT}, trained on synthetic data if absent)",
+    )
+    p.add_argument(
+        "--redis-url",
+        help="redis://[:password@]host:port/db or rediss:// (TLS); "
+        "default: a private embedded redis-server",
+    )
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=1)
+    return parser
+
+
+def train_demo(artifact: Path) -> bool:
+    """Train the demo artifact with the trainer, in a child process; True when it did."""
+    done = subprocess.run(
+        [sys.executable, "-m", "model.cli", "train-demo", "--out", str(artifact)], check=False
+    )
+    if done.returncode != 0:
+        log.error("no model in %s and the demo model could not be trained (exit %d): install "
+                  "the trainer with `pip install -e '.[train]'`, or pass --artifact DIR",
+                  artifact, done.returncode)
+    return done.returncode == 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging("INFO")
+    artifact = args.artifact
+    try:
+        if artifact is None:
+            artifact = DEMO_ARTIFACT
+            if not (artifact / MANIFEST).is_file() and not train_demo(artifact):
+                return 2
+        serve(artifact, args.redis_url, args.host, args.port, args.workers)
+    except SeqcastError as exc:
+        log.error("%s", exc)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,59 @@
+"""What a model must pass before it serves: its outputs on a few synthetic windows have the
+shapes of the contract's output spec, are finite, are probabilities where the spec says so,
+and do not depend on how the batch is padded."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from app.errors import ArtifactRejected
+from model.artifact import OUTPUTS, Artifact
+from model.features import Event
+from model.runtime import OnnxModel, output_shapes
+
+
+def check_windows(artifact: Artifact) -> list[list[Event]]:
+    """A few synthetic windows exercising known ids, unknown ids, every behavior, full length."""
+    items = artifact.items.ids[:8] or ["unknown-item"]
+    categories: list[str | None] = list(artifact.categories.ids[:4]) or [None]
+    n = artifact.manifest.features.window_len
+    t0 = 1_700_000_000.0
+    full = [
+        Event(items[i % len(items)], categories[i % len(categories)], i % 4, t0 + 60.0 * i)
+        for i in range(n)
+    ]
+    return [
+        full[:1],
+        [Event("never-seen-item", "never-seen-category", 2, t0), Event(items[0], None, 3, t0 + 5)],
+        full[: max(1, n // 2)],
+        full,
+    ]
+
+
+def check_model(model: OnnxModel) -> None:
+    """Refuse a model whose outputs are malformed or that depends on batch padding."""
+    artifact = model.artifact
+    windows = check_windows(artifact)
+    out = model.score(windows)
+    width = max(min(len(w), artifact.manifest.features.window_len) for w in windows)
+    shapes = output_shapes(artifact, len(windows), width)
+    for spec in OUTPUTS:
+        name, shape = spec.name, shapes[spec.name]
+        if name not in out:
+            raise ArtifactRejected(f"the model has no output {name!r}")
+        if out[name].shape != shape:
+            raise ArtifactRejected(f"output {name} has shape {out[name].shape}, expected {shape}")
+        if not np.all(np.isfinite(out[name])):
+            raise ArtifactRejected(f"output {name} has non-finite values")
+        if spec.probability and (np.any(out[name] < 0) or np.any(out[name] > 1)):
+            raise ArtifactRejected(f"output {name} has values outside [0, 1]")
+    if not np.allclose(out["behavior_probs"].sum(axis=1), 1.0, atol=1e-3):
+        raise ArtifactRejected("behavior_probs rows do not sum to 1")
+    tolerance = max(artifact.manifest.parity_tolerance, 1e-5)
+    for i, window in enumerate(windows):
+        alone = model.score([window])["purchase_prob"][0]
+        if abs(float(alone) - float(out["purchase_prob"][i])) > tolerance:
+            raise ArtifactRejected(
+                f"purchase_prob of a window changes with batch padding by "
+                f"{abs(alone - out['purchase_prob'][i]):.2e} > tolerance {tolerance:.1e}"
+            )

@@ -1,0 +1,125 @@
+"""Model outputs -> answers: one prediction per window, in the JSON shape of
+`app.schemas.PredictionOut` (without `user_id`), and the priors' answer for an empty window.
+
+Built as plain dicts and floats: the hot route serializes them directly, the others validate
+them. Keys whose value would be null are left out, as `response_model_exclude_none` does.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from app.inference.slot import LoadedModel
+from model.features import BEHAVIOR_NAMES, FIRST_KNOWN, Event, Features, Vocab, window_oov
+from model.runtime import Outputs
+
+Prediction = dict[str, Any]
+
+
+def top_k_ids(logits: np.ndarray, vocab: Vocab, window_ids: Sequence[str | None],
+              window_rows: np.ndarray, k: int) -> list[dict[str, Any]]:
+    """The k most probable ids of one row of scores (a softmax of them is the head's
+    distribution), best first, as `{"id", "score"}` with the probability among the candidates:
+    the known ids, plus the window's ids outside the vocabulary, each scored by its hashed
+    bucket (`model.features.window_oov`: the copy heads put probability there).
+    window_rows are the window's featurized rows of this vocabulary."""
+    extra_ids, extra_rows, extra_shift = window_oov(vocab, window_ids, window_rows)
+    scores = logits[FIRST_KNOWN : vocab.first_oov]
+    if extra_ids:
+        scores = np.concatenate([scores, logits[extra_rows] - extra_shift.astype(scores.dtype)])
+    k = min(k, len(scores))
+    if k == 0:
+        return []
+    weights = np.exp(scores - scores.max())  # the softmax, unnormalised
+    total = float(weights.sum())
+    part = np.argpartition(scores, len(scores) - k)[-k:]  # no negated copy of every score
+    order = part[np.argsort(-scores[part], kind="stable")]
+    probs = weights[order].astype(np.float64) / total
+    n_known, ids = vocab.n_known, vocab.ids
+    return [
+        {"id": ids[i] if i < n_known else extra_ids[i - n_known], "score": p}
+        for i, p in zip(order.tolist(), probs.tolist(), strict=True)
+    ]
+
+
+def decode_prediction(
+    current: LoadedModel, features: Features, out: Outputs, row: int, window: list[Event],
+    top_k: int, explain: bool,
+) -> Prediction:
+    """The answer for `window`, scored in batch row `row`; with `explain`, its occlusions
+    (`model.features.occlusions`) are the rows right after it."""
+    artifact = current.artifact
+    manifest = artifact.manifest
+    purchase = float(out["purchase_prob"][row])
+    n = len(window)  # the row's last n columns (left padding before them)
+    prediction: Prediction = {
+        "model_version": manifest.model_version,
+        "cold_start": False,
+        "window_length": len(window),
+        "next_behavior": dict(
+            zip(manifest.behaviors, out["behavior_probs"][row].tolist(), strict=True)
+        ),
+        "purchase_probability": purchase,
+        "return_probability": float(out["return_prob"][row]),
+        "horizon_seconds": manifest.horizon_seconds,
+        "top_items": top_k_ids(out["item_logits"][row], artifact.items,
+                               [e.item_id for e in window], features["item"][row, -n:], top_k),
+        "top_categories": top_k_ids(out["category_logits"][row], artifact.categories,
+                                    [e.category_id for e in window],
+                                    features["category"][row, -n:], top_k),
+    }
+    if n >= 2:
+        surprise = float(out["event_surprise"][row, 1 - n :].sum()) / (n - 1)  # the mean
+        percentile = current.surprise_percentile(surprise)
+        if math.isfinite(percentile):
+            prediction["anomaly"] = {"surprise": surprise, "percentile": percentile}
+    if explain:
+        if len(window) == 1:
+            without = [manifest.priors.purchase]
+        else:
+            without = out["purchase_prob"][row + 1 : row + 1 + len(window)].tolist()
+        prediction["explanation"] = _contributions(window, purchase, without)
+    return prediction
+
+
+def _contributions(window: list[Event], purchase: float,
+                   without: list[float]) -> list[dict[str, Any]]:
+    """Each event's contribution: the purchase probability with it minus without it, the
+    largest in magnitude first."""
+    contributions = []
+    for i, e in enumerate(window):
+        contribution: dict[str, Any] = {"position": i, "item_id": e.item_id}
+        if e.category_id is not None:
+            contribution["category_id"] = e.category_id
+        contribution["behavior"] = BEHAVIOR_NAMES[e.behavior]
+        contribution["timestamp"] = float(e.ts)
+        contribution["contribution"] = purchase - without[i]
+        contributions.append(contribution)
+    contributions.sort(key=lambda c: -abs(c["contribution"]))
+    return contributions
+
+
+def prior_prediction(current: LoadedModel, top_k: int, explain: bool) -> Prediction:
+    """The answer for an empty window (cold start): the manifest's priors."""
+    manifest = current.artifact.manifest
+    priors = manifest.priors
+    prediction: Prediction = {
+        "model_version": manifest.model_version,
+        "cold_start": True,
+        "window_length": 0,
+        "next_behavior": {
+            name: float(p) for name, p in zip(manifest.behaviors, priors.behavior, strict=True)
+        },
+        "purchase_probability": float(priors.purchase),
+        "return_probability": float(priors.return_),
+        "horizon_seconds": manifest.horizon_seconds,
+        "top_items": [{"id": i} for i in priors.top_items[:top_k]],
+        "top_categories": [{"id": c} for c in priors.top_categories[:top_k]],
+    }
+    if explain:
+        prediction["explanation"] = []
+    return prediction

@@ -1,0 +1,88 @@
+"""The loaded-model slot: one artifact, opened in ONNX Runtime and checked, swapped as a whole.
+
+A new artifact becomes a `LoadedModel` only through `load_model`, which refuses (with
+`ArtifactRejected` and the reason) any artifact that fails to load, to open or its checks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from app.errors import ArtifactRejected
+from app.inference.checks import check_model
+from model.artifact import MANIFEST, Artifact, ArtifactError, load_artifact
+from model.runtime import OnnxModel
+
+Signature = tuple[int, int, int]
+
+
+def manifest_signature(artifact_dir: Path) -> Signature | None:
+    """What changes when a new manifest is written (it is written last, by rename)."""
+    try:
+        st = (artifact_dir / MANIFEST).stat()
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """One loaded artifact: swapped as a whole, never mutated."""
+
+    model: OnnxModel
+    signature: Signature | None
+    loaded_at: datetime
+    surprise_quantiles: np.ndarray = field(init=False, repr=False)
+    surprise_levels: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        quantiles = np.asarray(self.artifact.manifest.surprise_quantiles, dtype=np.float64)
+        object.__setattr__(self, "surprise_quantiles", quantiles)
+        object.__setattr__(self, "surprise_levels", np.linspace(0.0, 1.0, len(quantiles)))
+
+    def surprise_percentile(self, surprise: float) -> float:
+        """Where a window's mean surprise falls among training windows (0..1)."""
+        if len(self.surprise_quantiles) == 0:
+            return float("nan")
+        return float(np.interp(surprise, self.surprise_quantiles, self.surprise_levels))
+
+    @property
+    def artifact(self) -> Artifact:
+        return self.model.artifact
+
+    @property
+    def version(self) -> str:
+        return self.artifact.manifest.model_version
+
+    @property
+    def provider(self) -> str:
+        return self.model.providers[0]
+
+    @property
+    def on_cpu(self) -> bool:
+        return self.provider == "CPUExecutionProvider"
+
+
+def load_model(artifact_dir: Path, providers: Sequence[str], threads: int) -> LoadedModel:
+    """Load, open and check the artifact in `artifact_dir` (blocking: run it off the loop)."""
+    signature = manifest_signature(artifact_dir)
+    try:
+        artifact = load_artifact(artifact_dir, verify=True)
+    except (ArtifactError, OSError, KeyError, TypeError, ValueError) as exc:
+        raise ArtifactRejected(f"cannot load {artifact_dir}: {exc}") from exc
+    try:
+        model = OnnxModel(artifact, providers, intra_op_threads=threads)
+    except Exception as exc:  # onnxruntime raises its own exception types
+        raise ArtifactRejected(f"onnxruntime cannot open the model: {exc}") from exc
+    try:
+        check_model(model)
+    except ArtifactRejected:
+        raise
+    except Exception as exc:  # a model that fails to run is refused, whatever the error
+        raise ArtifactRejected(f"the model fails on check windows: {exc}") from exc
+    return LoadedModel(model, signature, datetime.now(timezone.utc))

@@ -1,0 +1,56 @@
+"""The checks a model passes before it serves, driven by the contract's output spec
+(`model.artifact.OUTPUTS`): the demo model passes, and outputs that break the spec are refused
+with the output's name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.errors import ArtifactRejected
+from app.inference.checks import check_model, check_windows
+from model.artifact import OUTPUT_DTYPE, OUTPUTS, Artifact, load_artifact
+from model.features import Event
+from model.runtime import OnnxModel, Outputs, output_shapes
+
+pytestmark = pytest.mark.slow
+
+
+def test_the_spec_gives_the_shapes_and_dtype_the_model_answers_with(demo_artifact: Path) -> None:
+    model = OnnxModel(load_artifact(demo_artifact))
+    windows = check_windows(model.artifact)
+    out = model.score(windows)
+    width = max(len(w) for w in windows)
+    assert list(out) == [o.name for o in OUTPUTS]
+    for name, shape in output_shapes(model.artifact, len(windows), width).items():
+        assert out[name].shape == shape and out[name].dtype == np.dtype(OUTPUT_DTYPE), name
+    check_model(model)
+
+
+class Tampered(OnnxModel):
+    """The demo model with its outputs changed by `tamper` on every call."""
+
+    def __init__(self, artifact: Artifact, tamper: Callable[[Outputs], object]) -> None:
+        super().__init__(artifact)
+        self.tamper = tamper
+
+    def score(self, windows: Sequence[Sequence[Event]]) -> Outputs:
+        out = super().score(windows)
+        self.tamper(out)
+        return out
+
+
+@pytest.mark.parametrize(("tamper", "message"), [
+    (lambda out: out.update(item_logits=out["item_logits"][:, 1:]), "output item_logits has shape"),
+    (lambda out: out.pop("event_surprise"), "no output 'event_surprise'"),
+    (lambda out: out["return_prob"].__setitem__(0, 1.5), "return_prob has values outside"),
+    (lambda out: out["category_logits"].__setitem__((0, 0), np.nan), "category_logits has non"),
+])
+def test_outputs_that_break_the_spec_are_refused(
+    demo_artifact: Path, tamper: Callable[[Outputs], object], message: str
+) -> None:
+    with pytest.raises(ArtifactRejected, match=message):
+        check_model(Tampered(load_artifact(demo_artifact), tamper))
