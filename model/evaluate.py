@@ -23,7 +23,7 @@ import math
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -316,7 +316,7 @@ def fit_gru(
     from model.train import TrainConfig, fit
 
     saved = manifest_extra.get("train_config")
-    known = {f.name for f in fields(TrainConfig)}
+    known = set(TrainConfig().to_dict())
     settings = {k: v for k, v in (saved or {}).items() if k in known}
     cfg = TrainConfig.preset(
         options.preset,
