@@ -5,7 +5,7 @@ Temperature scaling (Guo et al., 2017) for the behavior softmax and the purchase
 logits, with the expected calibration error before and after. One scalar T per head divides
 the logits: it changes confidence, never the ranking, so AUC, accuracy and recall are
 untouched while log loss and ECE improve. The exported graph bakes the temperatures in (see
-`model.net.Scorer`).
+`model.net.scorer.Scorer`).
 
 The surprise quantiles: the distribution of a window's mean per-event surprise, which the
 service turns a window's surprise into a percentile (its anomaly score) with.

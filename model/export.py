@@ -1,6 +1,6 @@
 """Export: a TrainedModel -> an artifact directory the service can load.
 
-Writes model.onnx (the `model.net.Scorer` graph: calibrated outputs named
+Writes model.onnx (the `model.net.scorer.Scorer` graph: calibrated outputs named
 `model.artifact.OUTPUT_NAMES`, dynamic batch and time axes), vocab.json, checkpoint.pt (for
 warm starts), optionally model.int8.onnx, and last manifest.json - but only after the
 parity check passed: the service's own path (raw events -> `featurize_windows` -> ONNX
@@ -34,7 +34,7 @@ from model.artifact import (
 )
 from model.errors import SeqcastError
 from model.features import INPUT_NAMES, Event, featurize_windows
-from model.net import Scorer
+from model.net.scorer import Scorer
 from model.runtime import OnnxModel
 from model.train.checkpoint import CHECKPOINT
 from model.train.trained import TrainedModel

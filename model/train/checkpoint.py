@@ -10,7 +10,8 @@ from typing import Any
 import torch
 
 from model.features import FIRST_KNOWN, Vocab
-from model.net import NetConfig, SeqNet
+from model.net.config import NetConfig
+from model.net.network import SeqNet
 from model.train.config import TrainConfig
 
 logger = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 
 `TrainConfig.preset(name, **overrides)` is how runs are configured (the CLI's `--set
 NAME=VALUE` passes its strings here; pydantic coerces them). The network's architecture
-fields come from `model.net.Architecture`, so they are declared and checked once.
+fields come from `model.net.config.Architecture`, so they are declared and checked once.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from model.net import HEAD_NAMES, Architecture, NetConfig
+from model.net.config import HEAD_NAMES, Architecture, NetConfig
 
 Loss = Literal["sampled", "full"]
 
@@ -19,7 +19,8 @@ Loss = Literal["sampled", "full"]
 class TrainConfig(Architecture):
     """Everything that decides a training run. `TrainConfig.preset(name, **overrides)`."""
 
-    copy_heads: bool = Field(default=True, alias="copy")  # pointer heads (model.net.CopyHead)
+    # pointer heads for item and category (model.net.copy_head.CopyHead)
+    copy_heads: bool = Field(default=True, alias="copy")
     behavior_stats: bool = True  # prefix behavior counts in every token (model.net)
     dropout: float = 0.1
     batch_size: int = 64

@@ -8,7 +8,8 @@ import torch
 
 from model.artifact import Priors
 from model.features import Behavior
-from model.net import Negatives, SeqNet
+from model.net.losses import Negatives
+from model.net.network import SeqNet
 from model.sequences import EventLog
 from model.train.batches import Indexed
 

@@ -31,7 +31,8 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from model.features import INPUT_NAMES
-from model.net import HEAD_NAMES, SeqNet, Targets, n_parameters
+from model.net.config import HEAD_NAMES
+from model.net.network import SeqNet, Targets, n_parameters
 from model.sequences import EventLog, TimeSplit
 from model.train.batches import length_batches
 from model.train.checkpoint import load_checkpoint, warm_start, with_checkpoint_architecture

@@ -14,7 +14,8 @@ from torch import Tensor
 from model.artifact import OUTPUT_NAMES, Priors
 from model.calibrate import Calibration
 from model.features import INPUT_NAMES, Features, FeatureSpec, Vocab
-from model.net import Scorer, SeqNet
+from model.net.network import SeqNet
+from model.net.scorer import Scorer
 from model.train.config import TrainConfig
 from model.train.inference import Batch, map_batches
 from model.train.validation import EVAL_BATCH

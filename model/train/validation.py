@@ -13,7 +13,10 @@ from torch import Tensor
 from model.calibrate import HEADS as CALIBRATED
 from model.calibrate import Calibration, calibrate, surprise_quantiles
 from model.features import INPUT_NAMES, Features, FeatureSpec
-from model.net import HEAD_NAMES, Scorer, SeqNet, bce_loss, ce_loss
+from model.net.config import HEAD_NAMES
+from model.net.losses import bce_loss, ce_loss
+from model.net.network import SeqNet
+from model.net.scorer import Scorer
 from model.sequences import EventLog, TimeSplit, validation_points
 from model.train.batches import Indexed
 from model.train.config import TrainConfig

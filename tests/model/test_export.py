@@ -14,7 +14,7 @@ from torch import Tensor
 from model.artifact import MANIFEST, ONNX_INT8, OUTPUT_NAMES, load_artifact
 from model.export import PARITY_TOLERANCE, ExportError, export
 from model.features import Event
-from model.net import SeqNet
+from model.net.network import SeqNet
 from model.runtime import OnnxModel
 from model.sequences import EventLog, TimeSplit, validation_points
 from model.synth import generate

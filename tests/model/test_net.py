@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from model.features import INPUT_NAMES
-from model.net import NetConfig, Scorer, SeqNet, behavior_stats
+from model.net.config import NetConfig
+from model.net.network import SeqNet, behavior_stats
+from model.net.scorer import Scorer
 
 SIZES = {"item": 50, "category": 12, "behavior": 5, "gap": 19, "hour": 25, "weekday": 8}
 

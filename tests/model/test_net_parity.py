@@ -36,7 +36,9 @@ from torch import Tensor
 from model.artifact import OUTPUT_NAMES
 from model.export import PARITY_TOLERANCE, export_onnx
 from model.features import INPUT_NAMES
-from model.net import NetConfig, Scorer, SeqNet, Targets
+from model.net.config import NetConfig
+from model.net.network import SeqNet, Targets
+from model.net.scorer import Scorer
 
 SIZES = {"item": 40, "category": 12, "behavior": 5, "gap": 19, "hour": 25, "weekday": 8}
 WINDOW = 10

@@ -1,6 +1,7 @@
 """The network: a causal Transformer (or a GRU, for the baseline) over behavior-event tokens.
 
-Read top to bottom: config, attention, block, the network, its heads, the exported view.
+Read top to bottom: outputs and targets, the network, its heads. The pieces live next to
+it: `config`, `attention` (block), `copy_head`, `losses`, and the exported view `scorer`.
 
 A token is the sum of the embeddings of the event's item, category, behavior, gap bucket,
 hour and weekday (index 0 of every table is padding and embeds to zero), plus a learned
@@ -26,161 +27,15 @@ tracing for ONNX export records one graph for every batch size and window length
 
 from __future__ import annotations
 
-import math
-from typing import Any, Literal, NamedTuple
+from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import Tensor, nn
 
-from model.features import Behavior
-
-N_BEHAVIORS = len(Behavior)
-HOURS = 24
-WEEKDAYS = 7
-# The order of the per-head losses `SeqNet.forward` returns with targets.
-HEAD_NAMES = ("behavior", "purchase", "return", "category", "item")
-
-
-class Architecture(BaseModel):
-    """What a network's weights were trained for: a warm start takes these from the
-    checkpoint, and `model.train.TrainConfig` shares them with `NetConfig` by inheritance.
-    `copy_heads` is "copy" in JSON and overrides (pydantic's BaseModel owns `.copy`)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
-
-    window_len: int = Field(default=50, ge=2)
-    d_model: int = 64
-    n_layers: int = 2
-    n_heads: int = 2
-    encoder: Literal["transformer", "gru"] = "transformer"
-    # pointer heads: item and category mixtures with a copy of the window (CopyHead)
-    copy_heads: bool = Field(default=False, alias="copy")
-    behavior_stats: bool = False  # each token also embeds its prefix's behavior counts
-
-    @model_validator(mode="after")
-    def _heads_divide_width(self) -> Any:
-        if self.d_model % self.n_heads:
-            raise ValueError(f"d_model {self.d_model} is not a multiple of n_heads {self.n_heads}")
-        return self
-
-    def architecture(self) -> dict[str, Any]:
-        """The Architecture fields of this config, by attribute name."""
-        return self.model_dump(include=set(Architecture.model_fields))
-
-
-class NetConfig(Architecture):
-    """Shape of the network. Vocabulary sizes are embedding rows (padding, missing, known,
-    out-of-vocabulary buckets; see `model.features.Vocab.size`)."""
-
-    n_items: int
-    n_categories: int
-    n_gaps: int
-    dropout: float = 0.1
-
-
-class CausalSelfAttention(nn.Module):
-    def __init__(self, cfg: NetConfig) -> None:
-        super().__init__()
-        self.n_heads = cfg.n_heads
-        self.d_model = cfg.d_model
-        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
-        self.proj = nn.Linear(cfg.d_model, cfg.d_model)
-        self.dropout = cfg.dropout
-
-    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
-        """x (B, T, C); mask (B, 1, T, T) bool, True where query t may attend to key s."""
-        B, T, C = x.shape
-        q, k, v = self.qkv(x).split(self.d_model, dim=2)  # C as a constant, for tracing
-        q = q.view(B, T, self.n_heads, -1).transpose(1, 2)  # (B, H, T, Ch)
-        k = k.view(B, T, self.n_heads, -1).transpose(1, 2)
-        v = v.view(B, T, self.n_heads, -1).transpose(1, 2)
-        p = self.dropout if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)  # (B, H, T, Ch)
-        y = y.transpose(1, 2).reshape(B, T, C)
-        return F.dropout(self.proj(y), p, self.training)
-
-
-class Block(nn.Module):
-    """Pre-norm Transformer block (as in GPT-2 / nanoGPT)."""
-
-    def __init__(self, cfg: NetConfig) -> None:
-        super().__init__()
-        self.ln1 = nn.LayerNorm(cfg.d_model)
-        self.attn = CausalSelfAttention(cfg)
-        self.ln2 = nn.LayerNorm(cfg.d_model)
-        self.mlp = nn.Sequential(
-            nn.Linear(cfg.d_model, 4 * cfg.d_model),
-            nn.GELU(),
-            nn.Linear(4 * cfg.d_model, cfg.d_model),
-            nn.Dropout(cfg.dropout),
-        )
-
-    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
-        x = x + self.attn(self.ln1(x), mask)
-        return x + self.mlp(self.ln2(x))
-
-
-class CopyHead(nn.Module):
-    """A pointer over the window (pointer-generator / RepeatNet style): from a query position
-    it attends over the window's real positions up to itself, and a learned gate mixes that
-    copy distribution with the head's softmax over the vocabulary:
-
-        p(x) = g * softmax(logits)(x) + (1 - g) * sum_s attention(s) * [x_s == x]
-
-    In shopping logs most next categories and a quarter of next items were already in the
-    window; a copy puts probability on exactly those, whatever their popularity.
-    """
-
-    def __init__(self, d_model: int, window_len: int) -> None:
-        super().__init__()
-        self.query = nn.Linear(d_model, d_model)
-        self.key = nn.Linear(d_model, d_model)
-        self.gate = nn.Linear(d_model, 1)
-        # A learned score per distance (events back from the query): recency, which the
-        # "repeat the most recent" baseline shows to be the strongest single copy signal.
-        # It starts at -log(1 + distance): most recent first, as that baseline ranks.
-        self.recency = nn.Parameter(-torch.log1p(torch.arange(window_len, dtype=torch.float)))
-        self.scale = d_model**-0.5
-
-    def attention(self, hidden: Tensor, mask: Tensor, from_right: Tensor) -> Tensor:
-        """hidden (B, T, C), mask (B, T, T), from_right (T,) positions counted from the
-        right end -> copy weights (B, T, T); rows sum to 1."""
-        scores = (self.query(hidden) @ self.key(hidden).transpose(1, 2)) * self.scale
-        distance = (from_right[None, :] - from_right[:, None]).clamp(min=0)  # (T, T) t - s
-        scores = scores + self.recency[distance]
-        return scores.masked_fill(~mask, float("-inf")).softmax(dim=-1)
-
-    def last_attention(self, hidden: Tensor, real: Tensor, from_right: Tensor) -> Tensor:
-        """The last position's copy weights (B, T) over the real positions (B, T)."""
-        q = self.query(hidden[:, -1])  # (B, C)
-        scores = (self.key(hidden) @ q[:, :, None]).squeeze(-1) * self.scale  # (B, T)
-        scores = scores + self.recency[from_right]
-        return scores.masked_fill(~real, float("-inf")).softmax(dim=-1)
-
-    @staticmethod
-    def copied(attention: Tensor, index: Tensor, size: int) -> Tensor:
-        """The copy distribution over `size` vocabulary rows (..., size): the attention
-        (..., T) of each window position added to its row; index (B, T) the window's rows."""
-        if attention.dim() == 3:  # every position: (B, T, T) over the same window
-            index = index[:, None, :].expand_as(attention)
-        zeros = attention.new_zeros(*attention.shape[:-1], size)
-        return zeros.scatter_add(-1, index, attention)
-
-    def mix(self, generator: Tensor, copied: Tensor, hidden: Tensor) -> Tensor:
-        """log p(x) of the mixture, the one place it is computed. generator and copied
-        (..., K) are the softmax's and the pointer's probabilities of the same K outcomes
-        (a whole vocabulary, or one target each with K = 1); hidden (..., C) the query
-        positions' states, which the gate reads. Floored at LOG_FLOOR."""
-        g = torch.sigmoid(self.gate(hidden))  # (..., 1)
-        p = g * generator + (1.0 - g) * copied
-        return torch.log(p.clamp_min(LOG_FLOOR))
-
-
-# The smallest probability a mixture reports (log -69): far below any real candidate's, and
-# clear of float32's denormals, so log() and its gradient stay finite.
-LOG_FLOOR = 1e-30
+from model.net.attention import Block
+from model.net.config import HOURS, N_BEHAVIORS, WEEKDAYS, NetConfig
+from model.net.copy_head import CopyHead
+from model.net.losses import Negatives, bce_loss, ce_loss, target_logp
 
 
 class Logits(NamedTuple):
@@ -204,14 +59,6 @@ class Targets(NamedTuple):
     item: Tensor
     purchase: Tensor
     returns: Tensor
-
-
-class Negatives(NamedTuple):
-    """A sampled softmax's negatives, shared by the batch: vocabulary rows (S,) drawn from a
-    proposal q, and log q of each (S,)."""
-
-    rows: Tensor
-    log_q: Tensor
 
 
 class SeqNet(nn.Module):
@@ -372,7 +219,8 @@ class SeqNet(nn.Module):
 
         Heads are read only at the positions with a target. The item and category heads are
         a full softmax (negatives None) or a sampled softmax over the batch's negatives with
-        the logQ correction (`_target_logp`), mixed with the copy head when there is one.
+        the logQ correction (`model.net.losses.target_logp`), mixed with the copy head when
+        there is one.
         """
         mask = self.window_mask(item) if self.cfg.copy_heads else None
         from_right = self.from_right(item)
@@ -392,7 +240,7 @@ class SeqNet(nn.Module):
             ("item", item, targets.item, item_negatives),
         ):
             proj, table, bias = self._output_layer(name)
-            logp = _target_logp(proj(h), table, bias, target[nxt], negatives)  # (N,)
+            logp = target_logp(proj(h), table, bias, target[nxt], negatives)  # (N,)
             if mask is not None:
                 pointer = self._pointer(name)
                 attention = pointer.attention(hidden, mask, from_right)[nxt]  # (N, T)
@@ -459,87 +307,6 @@ class SeqNet(nn.Module):
         return self.item_proj(h) @ self.item_emb.weight.T + self.item_bias
 
 
-def _target_logp(
-    query: Tensor, table: Tensor, bias: Tensor, target: Tensor, negatives: Negatives | None
-) -> Tensor:
-    """log p(target) (N,) under a tied output layer (logits = query @ table.T + bias): the
-    full softmax when negatives is None, else a sampled softmax that estimates it.
-
-    Sampled: the normaliser Z = sum_j exp(s_j) is estimated by importance sampling from the
-    S negatives drawn from q, Z ~ exp(s_target) + sum_neg exp(s_neg) / (S q_neg), with
-    accidental hits (a negative equal to the target) left out; the logQ correction keeps it
-    an unbiased estimate of the full softmax's gradient in expectation (Bengio & Senecal;
-    Yi et al. 2019). The target's own logit is not corrected, so the estimate converges to
-    the full softmax's log-probability (not just its gradient): the copy heads mix it with a
-    pointer probability, so its value matters, and validation (full softmax) and training
-    losses are comparable."""
-    if negatives is None:
-        logits = torch.addmm(bias, query, table.T)
-        return logits.log_softmax(-1).gather(1, target[:, None]).squeeze(1)
-    rows = negatives.rows
-    # F.embedding rather than table[rows]: its CPU backward sums in a fixed order, so a
-    # seeded run is repeatable bit for bit (index backward accumulates in parallel).
-    bias2d = bias[:, None]
-    pos = (query * F.embedding(target, table)).sum(-1) + F.embedding(target, bias2d).squeeze(1)
-    log_expected = negatives.log_q + math.log(len(rows))  # log(S q)
-    neg_bias = F.embedding(rows, bias2d).squeeze(1) - log_expected
-    neg = torch.addmm(neg_bias, query, F.embedding(rows, table).T)  # (N, S)
-    neg = neg.masked_fill(rows[None, :] == target[:, None], float("-inf"))
-    logits = torch.cat([pos[:, None], neg], dim=1)  # (N, 1 + S)
-    return logits.log_softmax(-1)[:, 0]
-
-
-def ce_loss(logits: Tensor, target: Tensor, zero: Tensor) -> Tensor:
-    """Cross-entropy, `zero` when there is no target."""
-    if target.numel() == 0:
-        return zero
-    return F.cross_entropy(logits, target)
-
-
-def bce_loss(logits: Tensor, labels: Tensor, zero: Tensor) -> Tensor:
-    """Binary cross-entropy over the known (non-negative) labels, `zero` when none is."""
-    known = labels >= 0
-    if not bool(known.any()):
-        return zero
-    return F.binary_cross_entropy_with_logits(logits[known], labels[known].float())
-
-
-class Scorer(nn.Module):
-    """The exported graph: SeqNet plus calibration, answering for the last position.
-
-    Outputs, in `model.artifact.OUTPUT_NAMES` order: behavior_probs (B, 4), purchase_prob (B,),
-    return_prob (B,), category_logits (B, n_categories), item_logits (B, n_items),
-    event_surprise (B, T). Temperatures (fitted by `model.calibrate`) divide the behavior,
-    purchase and return logits; the surprise uses the calibrated behavior distribution.
-    """
-
-    def __init__(self, net: SeqNet, temperatures: dict[str, float]) -> None:
-        super().__init__()
-        self.net = net
-        for head in ("behavior", "purchase", "return"):
-            self.register_buffer(f"t_{head}", torch.tensor(float(temperatures.get(head, 1.0))))
-
-    def forward(
-        self, item: Tensor, category: Tensor, behavior: Tensor, gap: Tensor, hour: Tensor,
-        weekday: Tensor,
-    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
-        net = self.net
-        h = net.encode(item, category, behavior, gap, hour, weekday)  # (B, T, C)
-        last = h[:, -1]  # (B, C)
-        category_last, item_last = net.last_scores(h, item, category)
-        behavior_logp = F.log_softmax(net.behavior_head(h) / self.t_behavior, dim=-1)  # (B, T, 4)
-        surprise = event_surprise(behavior_logp, net.next_category_logp(h, item, category),
-                                  behavior)
-        return (
-            behavior_logp[:, -1].exp(),
-            torch.sigmoid(net.purchase_head(last).squeeze(-1) / self.t_purchase),
-            torch.sigmoid(net.return_head(last).squeeze(-1) / self.t_return),
-            category_last,
-            item_last,
-            surprise,
-        )
-
-
 def behavior_stats(behavior: Tensor) -> Tensor:
     """(B, T) behavior input -> (B, T, 8): at each position, log(1 + count) and share of each
     behavior among the window's events up to and including it (zero at the left padding).
@@ -551,21 +318,6 @@ def behavior_stats(behavior: Tensor) -> Tensor:
     counts = (behavior[..., None] == codes).float().cumsum(1)  # (B, T, N_BEHAVIORS)
     shares = counts / counts.sum(-1, keepdim=True).clamp(min=1.0)
     return torch.cat([torch.log1p(counts), shares], dim=-1)
-
-
-def event_surprise(behavior_logp: Tensor, category_logp: Tensor, behavior: Tensor) -> Tensor:
-    """-log p(behavior_t) - log p(category_t) under the prediction made at position t - 1.
-
-    behavior_logp (B, T, 4) log-probabilities; category_logp (B, T-1) the log-probability of
-    each next event's category (`SeqNet.next_category_logp`); behavior the (B, T) input.
-    0 at padding and at the window's first event.
-    """
-    nxt_behavior = (behavior[:, 1:] - 1).clamp(min=0)  # (B, T-1) behavior code of event t
-    lp_b = behavior_logp[:, :-1].gather(2, nxt_behavior[..., None]).squeeze(-1)  # (B, T-1)
-    has_prev = (behavior[:, :-1] > 0) & (behavior[:, 1:] > 0)  # (B, T-1)
-    s = torch.where(has_prev, -(lp_b + category_logp), torch.zeros_like(lp_b))
-    first = torch.zeros_like(behavior_logp[:, :1, 0])  # (B, 1), also when T == 1
-    return torch.cat([first, s], dim=1)  # (B, T)
 
 
 def n_parameters(net: nn.Module) -> int:
