@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 from torch import Tensor
 
-from model.artifact import MANIFEST, ONNX_INT8, OUTPUT_NAMES, load_artifact
+from model.artifact import MANIFEST, ONNX_INT8, OUTPUT_NAMES, ArtifactError, load_artifact
 from model.export import PARITY_TOLERANCE, ExportError, export
 from model.features import Event
 from model.net.network import SeqNet
@@ -124,6 +125,31 @@ def test_gru_encoder_exports_with_parity(
     manifest = json.loads((tmp_path / "gru" / MANIFEST).read_text())
     assert manifest["extra"]["net"]["encoder"] == "gru"
     assert OnnxModel(artifact).score(windows[:3])["return_prob"].shape == (3,)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"schema_version": 2}, "schema_version 2; this build reads 1"),
+        ({"horizon_seconds": "a day"}, "horizon_seconds"),
+        ({"priors": {"behavior": [1.0]}}, "priors"),
+        ({"features": {"window_len": 20, "gap_edges_seconds": 5}}, "gap_edges_seconds"),
+        ({"features": {"window_len": 20, "hash": "md5"}}, "crc32"),
+    ],
+)
+def test_a_bad_manifest_is_an_artifact_error(
+    trained: TrainedModel, windows: list[list[Event]], tmp_path: Path, change: dict[str, Any],
+    message: str,
+) -> None:
+    out = tmp_path / "a"
+    export(trained, out, parity_windows=windows[:4])
+    manifest = json.loads((out / MANIFEST).read_text())
+    (out / MANIFEST).write_text(json.dumps({**manifest, **change}))
+    with pytest.raises(ArtifactError, match=message):
+        load_artifact(out)
+    (out / MANIFEST).write_text("{not json")
+    with pytest.raises(ArtifactError, match="invalid JSON"):
+        load_artifact(out)
 
 
 def test_checkpoint_describes_itself(trained: TrainedModel, tmp_path: Path) -> None:
