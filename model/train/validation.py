@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from model.artifact import OUTPUT_NAMES
 from model.calibrate import HEADS as CALIBRATED
 from model.calibrate import Calibration, calibrate, surprise_quantiles
 from model.features import INPUT_NAMES, Features, FeatureSpec
@@ -24,7 +25,7 @@ from model.train.inference import Batch, map_batches
 
 EVAL_BATCH = 512
 SURPRISE_BATCH = 64  # the surprise needs (B, T, n_categories) logits
-SURPRISE = 5  # event_surprise, the Scorer's last output (model.artifact.OUTPUT_NAMES)
+SURPRISE = OUTPUT_NAMES.index("event_surprise")  # the Scorer's outputs are in this order
 LAST_POSITION = ("behavior", "purchase", "return", "category")
 
 
