@@ -4,7 +4,7 @@ Read top to bottom: outputs and targets, the network, its heads. The pieces live
 it: `config`, `attention` (block), `copy_head`, `losses`, and the exported view `scorer`.
 
 A token is the sum of the embeddings of the event's item, category, behavior, gap bucket,
-hour and weekday (index 0 of every table is padding and embeds to zero), plus a learned
+hour and weekday (index 0 of every table is padding; padded tokens are zeroed), plus a learned
 position embedding counted from the RIGHT end of the window: windows are left-padded (see
 `model.features`), so "the last event" is always position 0 whatever the window length.
 With `NetConfig.behavior_stats`, each token also carries a projection of its prefix's
@@ -155,8 +155,10 @@ class SeqNet(nn.Module):
         )  # (B, T, C)
         if self.cfg.behavior_stats:
             x = x + self.stats_proj(behavior_stats(behavior))
-        # Padded tokens zeroed (the stats projection's bias would make them nonzero): the
-        # GRU, which has no mask, then reads the same real events whatever the padding.
+        # Padded tokens zeroed: the stats projection's bias, and the padding rows of the item
+        # and category tables (which the tied output layers train), would make them
+        # nonzero. The GRU, which has no mask, then reads the same events whatever the
+        # padding.
         x = x * (item != 0).to(x.dtype)[..., None]  # (B, T, C) * (B, T, 1)
         if self.cfg.encoder == "gru":
             h, _ = self.gru(x)
