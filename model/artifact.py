@@ -7,17 +7,18 @@
         manifest.json       Manifest below
         report/             metrics.json, report.md, PNG plots (not read by the service)
 
-NumPy and the standard library only: the service loads artifacts without PyTorch.
+NumPy, pydantic and the standard library only: the service loads artifacts without PyTorch.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from model.errors import SeqcastError
 from model.features import BEHAVIOR_NAMES, INPUT_NAMES, FeatureSpec, Vocab
@@ -69,19 +70,23 @@ class ArtifactError(SeqcastError):
     """An artifact directory is missing, incomplete or from an incompatible schema."""
 
 
-@dataclass(frozen=True)
-class Priors:
+class Priors(BaseModel):
     """What the model says before it has seen any event: the answer for a user with no window."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
 
     behavior: list[float]
     purchase: float
-    return_: float
+    return_: float = Field(alias="return")
     top_items: list[str]
     top_categories: list[str]
 
 
-@dataclass(frozen=True)
-class Manifest:
+class Manifest(BaseModel):
+    """manifest.json. Unknown keys are ignored, so a newer trainer's additions still load."""
+
+    model_config = ConfigDict(frozen=True)
+
     model_version: str
     trained_at: str
     features: FeatureSpec
@@ -100,48 +105,25 @@ class Manifest:
     outputs: tuple[str, ...] = OUTPUT_NAMES
     has_int8: bool = False
     schema_version: int = SCHEMA_VERSION
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["features"] = self.features.to_dict()
-        d["priors"] = asdict(self.priors)
-        d["priors"]["return"] = d["priors"].pop("return_")
-        d["behaviors"] = list(self.behaviors)
-        d["inputs"] = list(self.inputs)
-        d["outputs"] = list(self.outputs)
-        return d
+    extra: dict[str, Any] = Field(default_factory=dict)
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Manifest:
-        version = d.get("schema_version")
+    def parse(cls, text: str) -> Manifest:
+        """A manifest from its JSON text. Raises ArtifactError on invalid JSON, another
+        schema_version, or a field that is missing or of the wrong type."""
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ArtifactError(f"invalid JSON: {exc}") from exc
+        version = d.get("schema_version") if isinstance(d, dict) else None
         if version != SCHEMA_VERSION:
             raise ArtifactError(
                 f"manifest schema_version {version!r}; this build reads {SCHEMA_VERSION}"
             )
         try:
-            priors = dict(d["priors"])
-            priors["return_"] = priors.pop("return")
-            return cls(
-                model_version=str(d["model_version"]),
-                trained_at=str(d["trained_at"]),
-                features=FeatureSpec.from_dict(d["features"]),
-                horizon_seconds=int(d["horizon_seconds"]),
-                return_gap_seconds=int(d["return_gap_seconds"]),
-                priors=Priors(**priors),
-                surprise_quantiles=[float(q) for q in d["surprise_quantiles"]],
-                calibration={k: float(v) for k, v in d["calibration"].items()},
-                metrics=dict(d["metrics"]),
-                parity_tolerance=float(d["parity_tolerance"]),
-                onnx_sha256=str(d["onnx_sha256"]),
-                behaviors=tuple(d["behaviors"]),
-                inputs=tuple(d["inputs"]),
-                outputs=tuple(d["outputs"]),
-                has_int8=bool(d.get("has_int8", False)),
-                extra=dict(d.get("extra", {})),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ArtifactError(f"manifest is malformed: {exc!r}") from exc
+            return cls.model_validate(d)
+        except ValidationError as exc:
+            raise ArtifactError(f"manifest is malformed: {exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -173,7 +155,7 @@ def write_vocab(path: Path, items: Vocab, categories: Vocab) -> None:
 def write_manifest(path: Path, manifest: Manifest) -> None:
     """Written last, through a rename: a directory with a manifest is a complete artifact."""
     tmp = path / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(manifest.to_dict(), indent=2, sort_keys=True))
+    tmp.write_text(json.dumps(manifest.model_dump(by_alias=True), indent=2, sort_keys=True))
     tmp.replace(path / MANIFEST)
 
 
@@ -184,10 +166,13 @@ def load_artifact(path: str | Path, *, verify: bool = True) -> Artifact:
         if not (root / name).is_file():
             raise ArtifactError(f"{root}: missing {name}")
     try:
-        manifest = Manifest.from_dict(json.loads((root / MANIFEST).read_text()))
+        manifest = Manifest.parse((root / MANIFEST).read_text())
+    except ArtifactError as exc:
+        raise ArtifactError(f"{root}: {MANIFEST}: {exc}") from exc
+    try:
         vocab = json.loads((root / VOCAB).read_text())
     except json.JSONDecodeError as exc:
-        raise ArtifactError(f"{root}: invalid JSON: {exc}") from exc
+        raise ArtifactError(f"{root}: {VOCAB}: invalid JSON: {exc}") from exc
     if verify and sha256_of(root / ONNX) != manifest.onnx_sha256:
         raise ArtifactError(f"{root}: {ONNX} does not match the checksum in {MANIFEST}")
     spec = manifest.features

@@ -1,9 +1,14 @@
-"""Temperature scaling (Guo et al., 2017) for the behavior softmax and the purchase and return
-logits, fitted on the validation points, with the expected calibration error before and after.
+"""Calibration on the validation points: what turns the network's outputs into the numbers
+the service reports.
 
-One scalar T per head divides the logits: it changes confidence, never the ranking, so AUC,
-accuracy and recall are untouched while log loss and ECE improve. The exported graph bakes the
-temperatures in (see `model.net.Scorer`).
+Temperature scaling (Guo et al., 2017) for the behavior softmax and the purchase and return
+logits, with the expected calibration error before and after. One scalar T per head divides
+the logits: it changes confidence, never the ranking, so AUC, accuracy and recall are
+untouched while log loss and ECE improve. The exported graph bakes the temperatures in (see
+`model.net.scorer.Scorer`).
+
+The surprise quantiles: the distribution of a window's mean per-event surprise, which the
+service turns a window's surprise into a percentile (its anomaly score) with.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from model.metrics import Reliability, reliability
 
 HEADS = ("behavior", "purchase", "return")
 MIN_T, MAX_T = 0.05, 20.0
+QUANTILES = np.linspace(0.0, 1.0, 101)
 
 
 @dataclass(frozen=True)
@@ -115,3 +121,18 @@ def calibrate(heads: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> Calibratio
         before[head] = _reliability(logits, labels, 1.0)
         after[head] = _reliability(logits, labels, t)
     return Calibration(temperatures=temperatures, before=before, after=after)
+
+
+def surprise_quantiles(surprise: np.ndarray, behavior: np.ndarray) -> list[float]:
+    """Quantiles 0.00, 0.01, ..., 1.00 of the windows' mean per-event surprise.
+
+    surprise (N, T): the exported graph's event_surprise of N windows; behavior (N, T) their
+    behavior input (0 at padding). A window's first event has no prediction before it, so
+    the mean is over the others, and one-event windows are left out. All zeros when no
+    window has two events."""
+    n = (behavior > 0).sum(axis=1) - 1  # events with a prediction before them
+    has = n > 0
+    means = surprise.sum(axis=1)[has] / n[has]
+    if len(means) == 0:
+        return [0.0] * len(QUANTILES)
+    return np.quantile(means, QUANTILES).tolist()

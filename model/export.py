@@ -1,6 +1,6 @@
 """Export: a TrainedModel -> an artifact directory the service can load.
 
-Writes model.onnx (the `model.net.Scorer` graph: calibrated outputs named
+Writes model.onnx (the `model.net.scorer.Scorer` graph: calibrated outputs named
 `model.artifact.OUTPUT_NAMES`, dynamic batch and time axes), vocab.json, checkpoint.pt (for
 warm starts), optionally model.int8.onnx, and last manifest.json - but only after the
 parity check passed: the service's own path (raw events -> `featurize_windows` -> ONNX
@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -35,8 +34,10 @@ from model.artifact import (
 )
 from model.errors import SeqcastError
 from model.features import INPUT_NAMES, Event, featurize_windows
+from model.net.scorer import Scorer
 from model.runtime import OnnxModel
-from model.train import CHECKPOINT, TrainedModel
+from model.train.checkpoint import CHECKPOINT
+from model.train.trained import TrainedModel
 
 logger = logging.getLogger(__name__)
 
@@ -67,8 +68,8 @@ def _example_inputs() -> tuple[torch.Tensor, ...]:
     return tuple(ones.clone() for _ in INPUT_NAMES)
 
 
-def _export_onnx(trained: TrainedModel, path: Path) -> None:
-    scorer = trained.scorer()
+def export_onnx(scorer: Scorer, path: Path) -> None:
+    """The Scorer's graph as an ONNX file with dynamic batch and time axes."""
     axes = {name: {0: "batch", 1: "time"} for name in INPUT_NAMES}
     axes.update({name: {0: "batch"} for name in OUTPUT_NAMES})
     axes["event_surprise"] = {0: "batch", 1: "time"}
@@ -121,7 +122,6 @@ def export(
     out: Path,
     *,
     parity_windows: list[list[Event]],
-    metrics: dict[str, Any] | None = None,
     int8: bool = False,
 ) -> Artifact:
     """Write the artifact into `out` and return it loaded. Raises ExportError (and leaves no
@@ -130,7 +130,7 @@ def export(
         raise ValueError("export needs non-empty parity windows (real windows of raw events)")
     out.mkdir(parents=True, exist_ok=True)
     (out / MANIFEST).unlink(missing_ok=True)  # from here until the end, not an artifact
-    _export_onnx(trained, out / ONNX)
+    export_onnx(trained.scorer(), out / ONNX)
     write_vocab(out, trained.items, trained.categories)
     trained.save_checkpoint(out / CHECKPOINT)
     if int8:
@@ -146,12 +146,12 @@ def export(
         priors=trained.priors,
         surprise_quantiles=list(trained.surprise_quantiles),
         calibration=trained.calibration.manifest_entry(),
-        metrics=dict(metrics or {}),
+        metrics={},  # the evaluation's, added by `model.pipeline.train_artifact`
         parity_tolerance=PARITY_TOLERANCE,
         onnx_sha256=sha,
         has_int8=int8,
         extra={
-            "net": trained.net.cfg.to_dict(),
+            "net": trained.net.cfg.model_dump(by_alias=True),
             "train_config": trained.cfg.to_dict(),
             "train_stats": trained.stats,
         },
@@ -169,7 +169,7 @@ def export(
     if int8:
         # Quantization changes the numbers by design: recorded, not enforced.
         extra["int8_max_error"] = parity_errors(trained, artifact, parity_windows, int8=True)
-    manifest = replace(manifest, extra={**manifest.extra, **extra})
+    manifest = manifest.model_copy(update={"extra": {**manifest.extra, **extra}})
     write_manifest(out, manifest)
     logger.info("exported %s to %s (parity max error %.2g)", manifest.model_version, out,
                 errors[worst])

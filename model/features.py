@@ -2,9 +2,9 @@
 
 This module is the one place where events become model inputs. The trainer calls it on
 whole logs (vectorized, through `featurize_indexed`); the service calls it on the windows
-it reads from Redis (through `featurize_windows`). Both end in the same `_pack`, so what the
-network saw in training is what it sees in production. NumPy only: the service imports this
-without PyTorch.
+it reads from Redis (through `featurize_windows`, which indexes them and ends in
+`featurize_indexed`), so what the network saw in training is what it sees in production.
+NumPy and pydantic only: the service imports this without PyTorch.
 
 Index layout of every id vocabulary (items, categories):
     0                      padding
@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from functools import cached_property
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict
 
 PAD = 0
 MISSING = 1
@@ -63,15 +64,20 @@ DEFAULT_GAP_EDGES = (
 )
 
 
-@dataclass(frozen=True)
-class FeatureSpec:
-    """Featurization parameters. Saved in the manifest; the service rebuilds it from there."""
+class FeatureSpec(BaseModel):
+    """Featurization parameters. Saved in the manifest; the service rebuilds it from there.
+
+    hash names how out-of-vocabulary ids pick their bucket; crc32 is the only one this
+    build knows, so a manifest naming another is refused rather than mis-featurized."""
+
+    model_config = ConfigDict(frozen=True)
 
     window_len: int = 50
     gap_edges_seconds: tuple[int, ...] = DEFAULT_GAP_EDGES
     tz_offset_seconds: int = 0
     n_oov_items: int = 1024
     n_oov_categories: int = 64
+    hash: Literal["crc32"] = "crc32"
 
     @cached_property
     def gap_edges(self) -> np.ndarray:
@@ -82,30 +88,6 @@ class FeatureSpec:
     def n_gap_buckets(self) -> int:
         """Embedding rows for the gap: padding, first-event, and len(edges) + 1 buckets."""
         return 2 + len(self.gap_edges_seconds) + 1
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "window_len": self.window_len,
-            "gap_edges_seconds": list(self.gap_edges_seconds),
-            "tz_offset_seconds": self.tz_offset_seconds,
-            "n_oov_items": self.n_oov_items,
-            "n_oov_categories": self.n_oov_categories,
-            "hash": "crc32",
-        }
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, object]) -> FeatureSpec:
-        if d.get("hash", "crc32") != "crc32":
-            raise ValueError(f"unsupported id hash {d['hash']!r}; this build knows crc32")
-        edges = d["gap_edges_seconds"]
-        assert isinstance(edges, list)
-        return cls(
-            window_len=int(d["window_len"]),  # type: ignore[call-overload]
-            gap_edges_seconds=tuple(int(e) for e in edges),
-            tz_offset_seconds=int(d["tz_offset_seconds"]),  # type: ignore[call-overload]
-            n_oov_items=int(d["n_oov_items"]),  # type: ignore[call-overload]
-            n_oov_categories=int(d["n_oov_categories"]),  # type: ignore[call-overload]
-        )
 
 
 @dataclass
@@ -209,7 +191,7 @@ def gap_bucket(gaps: np.ndarray, edges: Sequence[int] | np.ndarray) -> np.ndarra
     return FIRST_EVENT_GAP + 1 + np.searchsorted(np.asarray(edges), np.maximum(gaps, 0), "right")
 
 
-def _pack(
+def featurize_indexed(
     item: np.ndarray,
     category: np.ndarray,
     behavior: np.ndarray,
@@ -217,13 +199,24 @@ def _pack(
     starts: np.ndarray,
     lengths: np.ndarray,
     spec: FeatureSpec,
-    width: int,
+    width: int | None = None,
 ) -> Features:
-    """Left-pad each window events[start:start+length] into a (B, width) row.
+    """Flat arrays of already-indexed events plus windows -> model inputs, each window
+    events[starts[b] : starts[b] + lengths[b]] left-padded into a (B, width) row.
 
+    item/category are vocabulary indices, behavior Behavior codes, ts unix seconds; a window
+    must lie inside one user's events, in time order. width defaults to the longest window.
     Windows are left-padded so that the most recent event is always the last column: the
     prediction heads read position -1 whatever the window length.
     """
+    starts = np.asarray(starts, dtype=np.int64)
+    lengths = np.asarray(lengths, dtype=np.int64)
+    item = np.asarray(item, dtype=np.int64)
+    category = np.asarray(category, dtype=np.int64)
+    behavior = np.asarray(behavior, dtype=np.int64)
+    ts = np.asarray(ts, dtype=np.int64)
+    if width is None:
+        width = int(lengths.max(initial=0))
     n = len(starts)
     out = {name: np.zeros((n, width), dtype=np.int64) for name in INPUT_NAMES}
     if n == 0 or width == 0:
@@ -247,38 +240,6 @@ def _pack(
     return out
 
 
-def featurize_indexed(
-    item: np.ndarray,
-    category: np.ndarray,
-    behavior: np.ndarray,
-    ts: np.ndarray,
-    starts: np.ndarray,
-    lengths: np.ndarray,
-    spec: FeatureSpec,
-    width: int | None = None,
-) -> Features:
-    """Vectorized path for the trainer: flat arrays of already-indexed events plus windows.
-
-    item/category are vocabulary indices, behavior Behavior codes, ts unix seconds; window b
-    is events[starts[b] : starts[b] + lengths[b]] and must lie inside one user's events,
-    in time order. width defaults to the longest window.
-    """
-    starts = np.asarray(starts, dtype=np.int64)
-    lengths = np.asarray(lengths, dtype=np.int64)
-    if width is None:
-        width = int(lengths.max(initial=0))
-    return _pack(
-        np.asarray(item, dtype=np.int64),
-        np.asarray(category, dtype=np.int64),
-        np.asarray(behavior, dtype=np.int64),
-        np.asarray(ts, dtype=np.int64),
-        starts,
-        lengths,
-        spec,
-        width,
-    )
-
-
 def featurize_windows(
     windows: Sequence[Sequence[Event]],
     spec: FeatureSpec,
@@ -295,7 +256,7 @@ def featurize_windows(
     np.cumsum(lengths[:-1], out=starts[1:])
     flat = [e for w in kept for e in w]
     item_ids, category_ids, behaviors, times = zip(*flat, strict=True) if flat else ((),) * 4
-    return _pack(
+    return featurize_indexed(
         items.lookup(item_ids),
         categories.lookup(category_ids),
         np.array(behaviors, dtype=np.int64),

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -82,14 +81,15 @@ def train_artifact(
     out.mkdir(parents=True, exist_ok=True)
     artifact = export(trained, out, parity_windows=windows, int8=int8)
     evaluation = evaluate(artifact, events, split, baselines=baselines, progress=progress)
-    manifest = replace(
-        artifact.manifest,
-        metrics={"n_test_points": evaluation["n_test_points"], **evaluation["model"]},
-        extra={
-            **artifact.manifest.extra,
-            "split": {**split_cfg.__dict__, **split.__dict__},
-            "data": data.report.to_dict(),
-        },
+    manifest = artifact.manifest.model_copy(
+        update={
+            "metrics": {"n_test_points": evaluation["n_test_points"], **evaluation["model"]},
+            "extra": {
+                **artifact.manifest.extra,
+                "split": {**split_cfg.__dict__, **split.__dict__},
+                "data": data.report.to_dict(),
+            },
+        }
     )
     write_manifest(out, manifest)
     write_report(out, evaluation, trained.history, trained.calibration, data.report.to_dict())

@@ -257,12 +257,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def train_config(args: argparse.Namespace, seed: int) -> TrainConfig:
-    overrides: dict[str, Any] = {}
-    defaults = asdict(TrainConfig())
-    for item in args.set:
-        name, _, value = item.partition("=")
-        kind = type(defaults.get(name, ""))
-        overrides[name] = kind(value) if kind is not bool else value.lower() in ("1", "true")
+    overrides = dict(item.partition("=")[::2] for item in args.set)  # pydantic coerces them
     return TrainConfig.preset(args.preset, seed=seed, **overrides)
 
 

@@ -7,7 +7,7 @@ differs, so the gap between the two is what attention buys.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 from model.evaluation.network import VocabScorer
@@ -38,7 +38,7 @@ def fit_gru(
     from model.train import TrainConfig, fit
 
     saved = manifest_extra.get("train_config")
-    known = {f.name for f in fields(TrainConfig)}
+    known = set(TrainConfig().to_dict())
     settings = {k: v for k, v in (saved or {}).items() if k in known}
     cfg = TrainConfig.preset(
         options.preset,

@@ -10,19 +10,14 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
+from model.cli import _train_config, build_parser
 from model.features import FIRST_KNOWN
 from model.sequences import EventLog, Points, TimeSplit, validation_points
 from model.synth import generate
-from model.train import (
-    CHECKPOINT,
-    TrainConfig,
-    TrainedModel,
-    build_vocab,
-    fit,
-    length_batches,
-    load_checkpoint,
-    training_windows,
-)
+from model.train import TrainConfig, TrainedModel, fit
+from model.train.batches import Indexed, length_batches, training_windows
+from model.train.checkpoint import CHECKPOINT, load_checkpoint
+from model.train.vocab import build_vocab, index_table
 
 TZ = 8 * 3600
 
@@ -49,10 +44,38 @@ def test_presets_and_overrides() -> None:
     assert TrainConfig.preset("default").window_len == 50
     with pytest.raises(ValueError, match="unknown preset"):
         TrainConfig.preset("huge")
-    with pytest.raises(ValueError, match="unknown TrainConfig fields"):
+    with pytest.raises(ValueError, match="layers"):
         TrainConfig.preset("tiny", layers=3)
     with pytest.raises(ValueError, match="item_loss"):
         TrainConfig(item_loss="hierarchical")
+    with pytest.raises(ValueError, match="window_len"):
+        TrainConfig(window_len=1)
+    with pytest.raises(ValueError, match="multiple of n_heads"):
+        TrainConfig(d_model=30, n_heads=4)
+    net = TrainConfig.preset("tiny", encoder="gru", copy=False).net_config(50, 12, 19)
+    assert (net.encoder, net.copy_heads, net.d_model, net.dropout) == ("gru", False, 32, 0.1)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [("True", True), ("true", True), ("1", True), ("false", False),
+                            ("0", False)]
+)
+def test_cli_set_coerces_through_the_config(value: str, expected: bool) -> None:
+    args = build_parser().parse_args(
+        ["train", "--data", "x.csv", "--out", "a", "--preset", "tiny", "--set",
+         f"copy={value}", "--set", "d_model=48", "--set", "lr=1e-4", "--epochs", "3"]
+    )
+    cfg = _train_config(args)
+    assert (cfg.copy_heads, cfg.d_model, cfg.lr, cfg.max_epochs) == (expected, 48, 1e-4, 3)
+
+
+@pytest.mark.parametrize("pair", ["layers=3", "copy=maybe", "d_model", "encoder=lstm"])
+def test_cli_set_refuses_unknown_fields_and_bad_values(pair: str) -> None:
+    args = build_parser().parse_args(
+        ["train", "--data", "x.csv", "--out", "a", "--preset", "tiny", "--set", pair]
+    )
+    with pytest.raises(SystemExit, match=pair.partition("=")[0]):
+        _train_config(args)
 
 
 @given(st.lists(st.integers(1, 40), min_size=1, max_size=6), st.integers(2, 9))
@@ -146,14 +169,11 @@ def test_learns_user_affinity_beyond_a_first_order_markov_chain(
 
 
 def _features(trained: TrainedModel, log: EventLog, start: np.ndarray, length: np.ndarray):
-    from model.features import featurize_indexed
-
-    items = trained.items.lookup(str(i) for i in log.item_ids)
-    cats = trained.categories.lookup(str(c) for c in log.category_ids)
-    return featurize_indexed(
-        items[log.item], cats[log.category], log.behavior, log.ts, start, length, trained.spec,
-        trained.cfg.window_len,
-    )
+    """The windows featurized as the trainer featurizes its validation points."""
+    data = Indexed.of(log, index_table(log.item_ids, trained.items),
+                      index_table(log.category_ids, trained.categories), 1, 1, known_until=0)
+    features, _ = data.batch(start, length, trained.spec, trained.cfg.window_len)
+    return features
 
 
 @pytest.mark.slow

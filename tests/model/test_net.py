@@ -1,4 +1,5 @@
-"""The network's contract: shapes, causality, padding invariance, and the surprise output."""
+"""The network's contract: shapes, causality, the surprise output, copy heads, the
+optimizer groups (padding invariance against the reference: test_net_parity.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import pytest
 import torch
 
 from model.features import INPUT_NAMES
-from model.net import NetConfig, Scorer, SeqNet, behavior_stats
+from model.net.config import NetConfig
+from model.net.network import SeqNet, behavior_stats
+from model.net.scorer import Scorer
 
 SIZES = {"item": 50, "category": 12, "behavior": 5, "gap": 19, "hour": 25, "weekday": 8}
 
@@ -37,6 +40,7 @@ def test_output_shapes(encoder: str) -> None:
     assert out.behavior.shape == (3, 7, 4)
     assert out.purchase.shape == out.returns.shape == (3, 7)
     assert out.category.shape == (3, 7, 12)
+    assert out.item.shape == (3, 7, 50)
     scored = Scorer(net, {}).eval()(*_inputs(3, 7))
     assert [tuple(t.shape) for t in scored] == [(3, 4), (3,), (3,), (3, 12), (3, 50), (3, 7)]
     torch.testing.assert_close(scored[0].sum(dim=1), torch.ones(3))
@@ -53,18 +57,6 @@ def test_later_events_do_not_change_earlier_positions(encoder: str) -> None:
     torch.testing.assert_close(a.behavior[:, :5], b.behavior[:, :5])
     torch.testing.assert_close(a.category[:, :5], b.category[:, :5])
     assert not torch.allclose(a.behavior[:, 5:], b.behavior[:, 5:])
-
-
-@pytest.mark.parametrize("encoder", ENCODERS)
-def test_left_padding_changes_nothing(encoder: str) -> None:
-    net = _net(encoder)
-    x = _inputs(1, 6)
-    padded = [torch.cat([torch.zeros(1, 4, dtype=torch.int64), t], dim=1) for t in x]
-    a, b = Scorer(net, {}).eval()(*x), Scorer(net, {}).eval()(*padded)
-    for short, long in zip(a[:5], b[:5], strict=True):
-        torch.testing.assert_close(short, long, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(b[5][:, :4], torch.zeros(1, 4))
-    torch.testing.assert_close(a[5], b[5][:, 4:], atol=1e-5, rtol=1e-5)
 
 
 def test_a_single_event_window_has_zero_surprise() -> None:
@@ -148,3 +140,13 @@ def test_behavior_stats_count_the_prefix() -> None:
     torch.testing.assert_close(counts[-1], torch.tensor([2.0, 1.0, 0.0, 1.0]))
     torch.testing.assert_close(counts[3], torch.tensor([1.0, 1.0, 0.0, 0.0]))
     torch.testing.assert_close(stats[-1, 4:], torch.tensor([0.5, 0.25, 0.0, 0.25]))
+
+
+def test_optimizer_decays_matrices_only() -> None:
+    net = _net("transformer+copy+stats")
+    decay, no_decay = net.configure_optimizers(lr=1e-3, weight_decay=0.1).param_groups
+    assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
+    names = {id(p): n for n, p in net.named_parameters()}
+    assert all(p.dim() >= 2 and "emb" not in names[id(p)] for p in decay["params"])
+    assert {names[id(p)] for p in no_decay["params"]} >= {"item_emb.weight", "item_bias"}
+    assert len(decay["params"]) + len(no_decay["params"]) == len(names)

@@ -2,25 +2,31 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from model.features import (
+    DEFAULT_GAP_EDGES,
     FIRST_EVENT_GAP,
     FIRST_KNOWN,
     MISSING,
     Behavior,
     Event,
+    Features,
     FeatureSpec,
     Vocab,
-    featurize_indexed,
     featurize_windows,
     gap_bucket,
     occlusions,
     window_oov,
 )
+from model.sequences import EventLog
+from model.train.batches import Indexed
+from model.train.vocab import index_table
 
 SPEC = FeatureSpec(window_len=6, tz_offset_seconds=8 * 3600, n_oov_items=16, n_oov_categories=4)
 ITEMS = Vocab([f"i{k}" for k in range(5)], SPEC.n_oov_items)
@@ -83,24 +89,38 @@ def test_known_window_is_featurized_as_documented() -> None:
     assert f["weekday"].tolist() == [[1, 1], [0, 1]]
 
 
+def _trainer_features(batch: list[list[Event]]) -> Features:
+    """The trainer's path: the windows as a log (one user each, a missing category as the
+    loaders store it, ""), its id tables indexed and its windows featurized as
+    `model.train` does for training and validation batches."""
+    kept = [w[-SPEC.window_len :] for w in batch]
+    flat = [e for w in kept for e in w]
+    item_ids = sorted({e.item_id for e in flat})
+    category_ids = sorted({e.category_id or "" for e in flat})
+    log = EventLog.from_codes(
+        np.repeat(np.arange(len(kept)), [len(w) for w in kept]),
+        np.array([item_ids.index(e.item_id) for e in flat]),
+        np.array([category_ids.index(e.category_id or "") for e in flat]),
+        np.array([e.behavior for e in flat]),
+        np.array([int(e.ts) for e in flat]),
+        np.arange(len(kept)).astype(str),
+        np.array(item_ids, dtype=object),
+        np.array(category_ids, dtype=object),
+    )
+    data = Indexed.of(log, index_table(log.item_ids, ITEMS),
+                      index_table(log.category_ids, CATEGORIES), 1, 1, known_until=0)
+    starts, ends = log.user_bounds()
+    features, _ = data.batch(starts, ends - starts, SPEC, int((ends - starts).max()))
+    return features
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.lists(windows, min_size=1, max_size=5))
 def test_service_and_trainer_paths_agree(batch: list[list[Event]]) -> None:
-    """Training/serving skew check: featurize_windows(raw events) == featurize_indexed(flat
-    indexed arrays) on the same windows, whatever ids, gaps and lengths."""
+    """Training/serving skew check: featurize_windows(raw events) == the trainer's batches
+    of the same windows as a log, whatever ids, gaps and lengths."""
     served = featurize_windows(batch, SPEC, ITEMS, CATEGORIES)
-    kept = [w[-SPEC.window_len :] for w in batch]
-    flat = [e for w in kept for e in w]
-    lengths = np.array([len(w) for w in kept])
-    trained = featurize_indexed(
-        ITEMS.lookup(e.item_id for e in flat),
-        CATEGORIES.lookup(e.category_id for e in flat),
-        np.array([e.behavior for e in flat]),
-        np.array([int(e.ts) for e in flat]),
-        np.concatenate(([0], np.cumsum(lengths)[:-1])),
-        lengths,
-        SPEC,
-    )
+    trained = _trainer_features(batch)
     assert served.keys() == trained.keys()
     for name in served:
         np.testing.assert_array_equal(served[name], trained[name], err_msg=name)
@@ -137,9 +157,11 @@ def test_occlusions_leave_each_event_out_once() -> None:
 
 
 def test_spec_round_trips_and_refuses_unknown_hash() -> None:
-    assert FeatureSpec.from_dict(SPEC.to_dict()) == SPEC
+    saved = json.loads(json.dumps(SPEC.model_dump()))
+    assert saved["hash"] == "crc32" and saved["gap_edges_seconds"] == list(DEFAULT_GAP_EDGES)
+    assert FeatureSpec.model_validate(saved) == SPEC
     with pytest.raises(ValueError, match="crc32"):
-        FeatureSpec.from_dict({**SPEC.to_dict(), "hash": "md5"})
+        FeatureSpec.model_validate({**saved, "hash": "md5"})
 
 
 def test_window_oov_lists_unknown_window_ids_once_with_their_buckets() -> None:

@@ -5,20 +5,22 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 from torch import Tensor
 
-from model.artifact import MANIFEST, ONNX_INT8, OUTPUT_NAMES, load_artifact
+from model.artifact import MANIFEST, ONNX_INT8, OUTPUT_NAMES, ArtifactError, load_artifact
 from model.export import PARITY_TOLERANCE, ExportError, export
 from model.features import Event
-from model.net import SeqNet
+from model.net.network import SeqNet
 from model.runtime import OnnxModel
 from model.sequences import EventLog, TimeSplit, validation_points
 from model.synth import generate
-from model.train import CHECKPOINT, TrainConfig, TrainedModel, fit
+from model.train import TrainConfig, TrainedModel, fit
+from model.train.checkpoint import CHECKPOINT
 
 TZ = 8 * 3600
 
@@ -52,11 +54,11 @@ def windows(shoppers: EventLog, split: TimeSplit) -> list[list[Event]]:
 def test_export_writes_a_loadable_artifact_that_matches_pytorch(
     trained: TrainedModel, windows: list[list[Event]], tmp_path: Path
 ) -> None:
-    artifact = export(trained, tmp_path / "a", parity_windows=windows, metrics={"x": 1.0})
+    artifact = export(trained, tmp_path / "a", parity_windows=windows)
     assert artifact.manifest.model_version.endswith(artifact.manifest.onnx_sha256[:8])
     assert re.fullmatch(r"\d{8}T\d{6}Z-[0-9a-f]{8}", artifact.manifest.model_version)
     assert artifact.manifest.parity_tolerance == PARITY_TOLERANCE
-    assert artifact.manifest.metrics == {"x": 1.0}
+    assert artifact.manifest.metrics == {}  # the evaluation's, added by the pipeline
     assert artifact.manifest.calibration["temperature_behavior"] > 0
     assert len(artifact.manifest.surprise_quantiles) == 101
     assert max(artifact.manifest.extra["parity_max_error"].values()) <= PARITY_TOLERANCE
@@ -125,6 +127,31 @@ def test_gru_encoder_exports_with_parity(
     assert OnnxModel(artifact).score(windows[:3])["return_prob"].shape == (3,)
 
 
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"schema_version": 2}, "schema_version 2; this build reads 1"),
+        ({"horizon_seconds": "a day"}, "horizon_seconds"),
+        ({"priors": {"behavior": [1.0]}}, "priors"),
+        ({"features": {"window_len": 20, "gap_edges_seconds": 5}}, "gap_edges_seconds"),
+        ({"features": {"window_len": 20, "hash": "md5"}}, "crc32"),
+    ],
+)
+def test_a_bad_manifest_is_an_artifact_error(
+    trained: TrainedModel, windows: list[list[Event]], tmp_path: Path, change: dict[str, Any],
+    message: str,
+) -> None:
+    out = tmp_path / "a"
+    export(trained, out, parity_windows=windows[:4])
+    manifest = json.loads((out / MANIFEST).read_text())
+    (out / MANIFEST).write_text(json.dumps({**manifest, **change}))
+    with pytest.raises(ArtifactError, match=message):
+        load_artifact(out)
+    (out / MANIFEST).write_text("{not json")
+    with pytest.raises(ArtifactError, match="invalid JSON"):
+        load_artifact(out)
+
+
 def test_checkpoint_describes_itself(trained: TrainedModel, tmp_path: Path) -> None:
     trained.save_checkpoint(tmp_path / CHECKPOINT)
     saved = torch.load(tmp_path / CHECKPOINT, weights_only=True)
@@ -139,7 +166,7 @@ def test_parity_on_taobao_windows(tmp_path: Path) -> None:
     """The real log: Taobao ids, Beijing time, the truncated last row - through the loader."""
     from model.data import load_log
 
-    path = Path(__file__).resolve().parents[2] / "shared/datasets/taobao_users/UserBehavior.csv"
+    path = Path(__file__).resolve().parents[3] / "shared/datasets/taobao_users/UserBehavior.csv"
     data = load_log(path, "taobao", progress=False)
     events = data.log.take(data.log.user < 120)
     split = TimeSplit.by_fraction(events, 0.2, 0.2)

@@ -1,0 +1,67 @@
+"""A trained model: the network with everything needed to export, score or continue it."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from model.artifact import OUTPUT_NAMES, Priors
+from model.calibrate import Calibration
+from model.features import INPUT_NAMES, Features, FeatureSpec, Vocab
+from model.net.network import SeqNet
+from model.net.scorer import Scorer
+from model.train.config import TrainConfig
+from model.train.inference import Batch, map_batches
+from model.train.validation import EVAL_BATCH
+
+
+@dataclass
+class TrainedModel:
+    """A trained network with everything needed to export, score or continue training it."""
+
+    net: SeqNet
+    spec: FeatureSpec
+    items: Vocab
+    categories: Vocab
+    cfg: TrainConfig
+    history: list[dict[str, Any]]
+    calibration: Calibration
+    priors: Priors
+    surprise_quantiles: list[float]
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    def scorer(self) -> Scorer:
+        """The exported view (calibrated outputs), on CPU in eval mode."""
+        return Scorer(copy.deepcopy(self.net).cpu(), self.calibration.temperatures).eval()
+
+    def predict(self, features: Features, batch_size: int = EVAL_BATCH) -> dict[str, np.ndarray]:
+        """The outputs of `model.runtime.OnnxModel.run`, computed by PyTorch on CPU."""
+        scorer = self.scorer()
+
+        def score(x: Batch) -> tuple[Tensor, ...]:
+            return tuple(scorer(*[x[k] for k in INPUT_NAMES]))
+
+        inputs = {k: features[k] for k in INPUT_NAMES}
+        outputs = map_batches(score, inputs, batch_size, torch.device("cpu"))
+        return {name: out.numpy() for name, out in zip(OUTPUT_NAMES, outputs, strict=True)}
+
+    def save_checkpoint(self, path: Path) -> None:
+        """A checkpoint that describes itself: configs, vocabularies and weights."""
+        torch.save(
+            {
+                "train_config": self.cfg.to_dict(),
+                "net_config": self.net.cfg.model_dump(by_alias=True),
+                "features": self.spec.model_dump(mode="json"),
+                "items": self.items.ids,
+                "categories": self.categories.ids,
+                "temperatures": self.calibration.temperatures,
+                "state_dict": {k: v.cpu() for k, v in self.net.state_dict().items()},
+            },
+            path,
+        )

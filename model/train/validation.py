@@ -1,0 +1,143 @@
+"""Validation: the sampled validation points, scored like the service scores them (the last
+position of each window), for early stopping and calibration (temperatures and the
+surprise quantiles, `model.calibrate`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from model.artifact import OUTPUT_NAMES
+from model.calibrate import HEADS as CALIBRATED
+from model.calibrate import Calibration, calibrate, surprise_quantiles
+from model.features import INPUT_NAMES, Features, FeatureSpec
+from model.net.config import HEAD_NAMES
+from model.net.losses import bce_loss, ce_loss
+from model.net.network import SeqNet
+from model.net.scorer import Scorer
+from model.sequences import EventLog, TimeSplit, validation_points
+from model.train.batches import Indexed
+from model.train.config import TrainConfig
+from model.train.inference import Batch, map_batches
+
+EVAL_BATCH = 512
+SURPRISE_BATCH = 64  # the surprise needs (B, T, n_categories) logits
+SURPRISE = OUTPUT_NAMES.index("event_surprise")  # the Scorer's outputs are in this order
+LAST_POSITION = ("behavior", "purchase", "return", "category")
+
+
+@dataclass(frozen=True)
+class Validation:
+    """Featurized validation points and their targets (last position of each window)."""
+
+    features: Features
+    targets: dict[str, np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.features["item"])
+
+
+def validation_set(
+    events: EventLog, split: TimeSplit, cfg: TrainConfig, spec: FeatureSpec,
+    items: np.ndarray, categories: np.ndarray,
+) -> tuple[Validation, int]:
+    """The featurized sample of `cfg.max_val_points` validation points, and how many there
+    were in all. items, categories: the log's code -> vocabulary index tables."""
+    before_test, every = validation_points(
+        events, split, cfg.window_len, cfg.horizon_seconds, cfg.return_gap_seconds
+    )
+    points = every.sample(cfg.max_val_points, cfg.seed)
+    data = Indexed.of(
+        before_test, items, categories, cfg.horizon_seconds, cfg.return_gap_seconds,
+        split.test_cutoff - 1,
+    )
+    feats, _ = data.batch(points.start, points.length, spec, cfg.window_len)
+    t = points.target
+    return Validation(
+        features=feats,
+        targets={
+            "behavior": data.behavior[t],
+            "category": data.category[t],
+            "item": data.item[t],
+            "purchase": points.purchase.astype(np.int64),
+            "return": points.returns.astype(np.int64),
+        },
+    ), len(every)
+
+
+def last_position_logits(
+    net: SeqNet, features: Features, device: torch.device, item_target: np.ndarray | None = None
+) -> dict[str, Tensor]:
+    """Head outputs at the last position of each window (CPU tensors): behavior, purchase
+    and return logits, category scores, and with item_target (-1: none) the item head's
+    log-probability of it ("item_logp", 0 where there is no target). Heads run on the last
+    position only, and the (points x items) item scores are never kept whole."""
+    names = LAST_POSITION + (("item_logp",) if item_target is not None else ())
+    if len(features["item"]) == 0:
+        return {k: torch.zeros(0) for k in names}
+
+    def heads(x: Batch) -> list[Tensor]:
+        inputs = [x[k] for k in INPUT_NAMES]
+        hidden = net.encode(*inputs)
+        h = hidden[:, -1]  # (B, C)
+        category, item = net.last_scores(hidden, inputs[0], inputs[1])
+        out = [net.behavior_head(h), net.purchase_head(h).squeeze(-1),
+               net.return_head(h).squeeze(-1), category]
+        if item_target is not None:
+            t = x["item_target"]
+            logp = item.log_softmax(-1).gather(1, t.clamp(min=0)[:, None]).squeeze(1)
+            out.append(torch.where(t >= 0, logp, torch.zeros_like(logp)))
+        return out
+
+    arrays = dict(features)
+    if item_target is not None:
+        arrays["item_target"] = item_target
+    was_training = net.training
+    net.eval()
+    outputs = map_batches(heads, arrays, EVAL_BATCH, device)
+    net.train(was_training)
+    return dict(zip(names, outputs, strict=True))
+
+
+def validation_losses(net: SeqNet, val: Validation, device: torch.device) -> dict[str, float]:
+    """Mean loss per head at the last position of the validation windows (full softmax)."""
+    if len(val) == 0:
+        return {head: float("nan") for head in HEAD_NAMES}
+    out = last_position_logits(net, val.features, device, val.targets["item"])
+    t = {k: torch.from_numpy(v) for k, v in val.targets.items()}
+    zero = torch.zeros(())
+    has_item = t["item"] >= 0
+    losses = {
+        "behavior": ce_loss(out["behavior"], t["behavior"], zero),
+        "purchase": bce_loss(out["purchase"], t["purchase"], zero),
+        "return": bce_loss(out["return"], t["return"], zero),
+        "category": ce_loss(out["category"], t["category"], zero),
+        "item": -out["item_logp"][has_item].mean() if bool(has_item.any()) else zero,
+    }
+    return {k: float(v) for k, v in losses.items()}
+
+
+def calibrate_on(
+    net: SeqNet, val: Validation, device: torch.device
+) -> tuple[Calibration, list[float]]:
+    """Temperatures fitted on the validation points, then the surprise quantiles of those
+    windows under them (as the exported graph computes the surprise)."""
+    out = last_position_logits(net, val.features, device)
+    heads = {}
+    for head in CALIBRATED:
+        labels = torch.from_numpy(val.targets[head])
+        known = labels >= 0
+        heads[head] = (out[head][known], labels[known])
+    calibration = calibrate(heads)
+    if len(val) == 0:
+        return calibration, surprise_quantiles(np.zeros((0, 0)), np.zeros((0, 0)))
+    scorer = Scorer(net, calibration.temperatures).to(device).eval()
+
+    def surprise(x: Batch) -> list[Tensor]:
+        return [scorer(*[x[k] for k in INPUT_NAMES])[SURPRISE]]
+
+    (scored,) = map_batches(surprise, val.features, SURPRISE_BATCH, device)
+    return calibration, surprise_quantiles(scored.numpy(), val.features["behavior"])
