@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -63,13 +63,11 @@ def _install_handlers(app: FastAPI, metrics: Metrics) -> None:
         return error_response(exc)
 
 
-def create_app(
-    settings: Settings | None = None, registry: CollectorRegistry | None = None
-) -> FastAPI:
-    """The service. Nothing is opened here: the model, Redis (embedded or not) and the
-    background tasks start in `lifespan` and stop with it."""
-    settings = settings or Settings()
-    metrics = Metrics(registry)
+def _lifespan(
+    settings: Settings, metrics: Metrics
+) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
+    """What the service opens at start-up and closes at shutdown: the window store (and the
+    embedded redis-server when no URL is set), the predictor and its reload watcher."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -120,11 +118,21 @@ def create_app(
             if embedded is not None:
                 await asyncio.to_thread(embedded.stop)
 
+    return lifespan
+
+
+def create_app(
+    settings: Settings | None = None, registry: CollectorRegistry | None = None
+) -> FastAPI:
+    """The service. Nothing is opened here: the model, Redis (embedded or not) and the
+    background tasks start in `lifespan` and stop with it."""
+    settings = settings or Settings()
+    metrics = Metrics(registry)
     app = FastAPI(
         title="seqcast",
         version="1",
         summary="Real-time next-behavior prediction for e-commerce shoppers.",
-        lifespan=lifespan,
+        lifespan=_lifespan(settings, metrics),
     )
     for router in (events.router, users.router, predict.router, modelcard.router,
                    modelcard.admin, health.router):

@@ -38,6 +38,8 @@ class Metrics:
     """Every metric the service exports. Names are a contract with deploy/ and Grafana."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        """Every definition in one flat list, so the names deploy/ relies on are read in
+        one place (long, but one idea)."""
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
 
