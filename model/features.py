@@ -221,7 +221,7 @@ def featurize_indexed(
     out = {name: np.zeros((n, width), dtype=np.int64) for name in INPUT_NAMES}
     if n == 0 or width == 0:
         return out
-    offset = np.arange(width) - (width - lengths[:, None])  # (B, W) position inside the window
+    offset = left_padded_offsets(lengths, width)  # (B, W)
     valid = offset >= 0
     src = (starts[:, None] + offset)[valid]  # index into the flat arrays of each real cell
 
@@ -238,6 +238,12 @@ def featurize_indexed(
     out["hour"][valid] = ((local // 3600) % 24 + 1)[src]
     out["weekday"][valid] = ((local // 86400 + 3) % 7 + 1)[src]  # 1970-01-01 was a Thursday
     return out
+
+
+def left_padded_offsets(lengths: np.ndarray, width: int) -> np.ndarray:
+    """(B, width): each cell's position inside its window when windows of `lengths` are
+    left-padded to `width`; negative at padding."""
+    return np.arange(width) - (width - np.asarray(lengths)[:, None])
 
 
 def featurize_windows(

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model.features import Features, FeatureSpec, featurize_indexed
-from model.sequences import CENSORED, EventLog, purchase_labels, return_labels
+from model.features import Features, FeatureSpec, featurize_indexed, left_padded_offsets
+from model.sequences import CENSORED, EventLog, purchase_labels, return_labels, window_rows
 
 
 @dataclass(frozen=True)
@@ -49,14 +49,13 @@ class Indexed:
 
         Only the batch's events are handed to featurize_indexed (rebased), so a batch costs
         O(batch) however long the log is."""
-        src = np.concatenate([np.arange(s, s + n) for s, n in zip(starts, lengths, strict=True)])
-        local_starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+        rows = window_rows(starts, lengths)
+        src = rows.events
         feats = featurize_indexed(
             self.item[src], self.category[src], self.behavior[src], self.ts[src],
-            local_starts, lengths, spec, width,
+            rows.starts, rows.lengths, spec, width,
         )
-        col = np.arange(width)
-        offset = col[None, :] - (width - lengths[:, None])  # (B, W)
+        offset = left_padded_offsets(lengths, width)  # (B, W)
         where = np.where(offset >= 0, starts[:, None] + offset, -1)
         return feats, where
 

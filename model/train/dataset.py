@@ -13,7 +13,7 @@ from model.sequences import EventLog, TimeSplit
 from model.train.batches import Indexed, training_windows
 from model.train.config import TrainConfig
 from model.train.validation import Validation, validation_set
-from model.train.vocab import build_vocab, index_table
+from model.train.vocab import build_vocab
 
 
 @dataclass(frozen=True)
@@ -57,8 +57,8 @@ def prepare(
         seen.category_ids, seen.category, cfg.min_category_count, cfg.n_oov_categories,
         list(old["categories"]) if old else [],
     )
-    item_index = index_table(log.item_ids, items)
-    cat_index = index_table(log.category_ids, categories)
+    item_index = log.item_index(items)
+    cat_index = log.category_index(categories)
     data = Indexed.of(
         train, item_index, cat_index, cfg.horizon_seconds, cfg.return_gap_seconds,
         split.val_cutoff - 1,

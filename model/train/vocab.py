@@ -19,7 +19,3 @@ def build_vocab(
     new = [str(raw_ids[c]) for c in order if str(raw_ids[c]) not in kept and str(raw_ids[c])]
     return Vocab(list(keep) + new, n_oov)
 
-
-def index_table(raw_ids: np.ndarray, vocab: Vocab) -> np.ndarray:
-    """code -> vocabulary index for every raw id of a log's id table."""
-    return vocab.lookup(str(r) for r in raw_ids)

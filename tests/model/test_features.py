@@ -26,7 +26,6 @@ from model.features import (
 )
 from model.sequences import EventLog
 from model.train.batches import Indexed
-from model.train.vocab import index_table
 
 SPEC = FeatureSpec(window_len=6, tz_offset_seconds=8 * 3600, n_oov_items=16, n_oov_categories=4)
 ITEMS = Vocab([f"i{k}" for k in range(5)], SPEC.n_oov_items)
@@ -107,8 +106,8 @@ def _trainer_features(batch: list[list[Event]]) -> Features:
         np.array(item_ids, dtype=object),
         np.array(category_ids, dtype=object),
     )
-    data = Indexed.of(log, index_table(log.item_ids, ITEMS),
-                      index_table(log.category_ids, CATEGORIES), 1, 1, known_until=0)
+    data = Indexed.of(log, log.item_index(ITEMS),
+                      log.category_index(CATEGORIES), 1, 1, known_until=0)
     starts, ends = log.user_bounds()
     features, _ = data.batch(starts, ends - starts, SPEC, int((ends - starts).max()))
     return features

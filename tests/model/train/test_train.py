@@ -17,7 +17,7 @@ from model.synth import generate
 from model.train import TrainConfig, TrainedModel, fit
 from model.train.batches import Indexed, length_batches, training_windows
 from model.train.checkpoint import CHECKPOINT, load_checkpoint
-from model.train.vocab import build_vocab, index_table
+from model.train.vocab import build_vocab
 
 TZ = 8 * 3600
 
@@ -170,8 +170,8 @@ def test_learns_user_affinity_beyond_a_first_order_markov_chain(
 
 def _features(trained: TrainedModel, log: EventLog, start: np.ndarray, length: np.ndarray):
     """The windows featurized as the trainer featurizes its validation points."""
-    data = Indexed.of(log, index_table(log.item_ids, trained.items),
-                      index_table(log.category_ids, trained.categories), 1, 1, known_until=0)
+    data = Indexed.of(log, log.item_index(trained.items),
+                      log.category_index(trained.categories), 1, 1, known_until=0)
     features, _ = data.batch(start, length, trained.spec, trained.cfg.window_len)
     return features
 
