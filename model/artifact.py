@@ -1,7 +1,7 @@
 """The model artifact directory: the only thing the trainer and the service share.
 
     ARTIFACT_DIR/
-        model.onnx          the exported network (see OUTPUT_NAMES)
+        model.onnx          the exported network (see OUTPUTS)
         model.int8.onnx     optional dynamically quantized sibling
         vocab.json          {"items": [...raw ids...], "categories": [...]}, index order
         manifest.json       Manifest below
@@ -38,7 +38,7 @@ class OutputSpec:
 
     `axes` names each dimension: "batch" (windows scored), "time" (the batch's window width),
     "behaviors" (len(BEHAVIOR_NAMES)), "categories" / "items" (the vocabulary layout's size,
-    `Vocab.size`). "batch" and "time" vary per call; the others are fixed by the artifact.
+    `Vocab.size`). The DYNAMIC_AXES vary per call; the others are fixed by the artifact.
     """
 
     name: str
@@ -47,6 +47,7 @@ class OutputSpec:
     probability: bool = False  # values in [0, 1]
 
 
+DYNAMIC_AXES = ("batch", "time")
 OUTPUT_DTYPE = "float32"
 OUTPUTS = (
     OutputSpec("behavior_probs", ("batch", "behaviors"),

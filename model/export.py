@@ -21,10 +21,12 @@ import numpy as np
 import torch
 
 from model.artifact import (
+    DYNAMIC_AXES,
     MANIFEST,
     ONNX,
     ONNX_INT8,
     OUTPUT_NAMES,
+    OUTPUTS,
     Artifact,
     Manifest,
     load_artifact,
@@ -71,8 +73,10 @@ def _example_inputs() -> tuple[torch.Tensor, ...]:
 def export_onnx(scorer: Scorer, path: Path) -> None:
     """The Scorer's graph as an ONNX file with dynamic batch and time axes."""
     axes = {name: {0: "batch", 1: "time"} for name in INPUT_NAMES}
-    axes.update({name: {0: "batch"} for name in OUTPUT_NAMES})
-    axes["event_surprise"] = {0: "batch", 1: "time"}
+    axes.update({
+        o.name: {i: axis for i, axis in enumerate(o.axes) if axis in DYNAMIC_AXES}
+        for o in OUTPUTS
+    })
     with warnings.catch_warnings():
         # The TorchScript exporter is deprecated in favour of the dynamo one, and nn.GRU's
         # tracing warns about batch-size checks; the parity check below is what vouches

@@ -12,9 +12,8 @@ from model.net.network import SeqNet
 class Scorer(nn.Module):
     """The exported graph: SeqNet plus calibration, answering for the last position.
 
-    Outputs, in `model.artifact.OUTPUT_NAMES` order: behavior_probs (B, 4), purchase_prob (B,),
-    return_prob (B,), category_logits (B, n_categories), item_logits (B, n_items),
-    event_surprise (B, T). Temperatures (fitted by `model.calibrate`) divide the behavior,
+    Outputs: `model.artifact.OUTPUTS` (names in order, axes, meaning), float32.
+    Temperatures (fitted by `model.calibrate`) divide the behavior,
     purchase and return logits; the surprise uses the calibrated behavior distribution.
     """
 
