@@ -196,16 +196,23 @@ def service_env(tmp: Path, workers: int, extra: dict[str, str]) -> dict[str, str
     return env
 
 
+def _entry_module(env: dict[str, str]) -> str:
+    """The `seqcast` command's module in the tree served (bench/ab_service.py serves older
+    trees too, whose command was `model.cli`)."""
+    tree = Path(env.get("PYTHONPATH") or ROOT)
+    return "model.dispatch" if (tree / "model" / "dispatch.py").exists() else "model.cli"
+
+
 @contextlib.contextmanager
 def seqcast_service(artifact: Path, redis_url: str, workers: int, tmp: Path,
                     extra_env: dict[str, str]) -> Iterator[tuple[str, int]]:
     port = free_port()
-    argv = [sys.executable, "-m", "model.dispatch", "serve", "--artifact", str(artifact),
+    env = service_env(tmp, workers, extra_env)
+    argv = [sys.executable, "-m", _entry_module(env), "serve", "--artifact", str(artifact),
             "--redis-url", redis_url, "--host", LOOPBACK, "--port", str(port),
             "--workers", str(workers)]
     url = f"http://{LOOPBACK}:{port}"
     log = tmp / f"seqcast-{workers}w.log"
-    env = service_env(tmp, workers, extra_env)
     with running(argv, f"seqcast serve --workers {workers}", env, log) as process:
         wait_until(lambda: httpx.get(url + "/readyz", timeout=2).status_code == 200,
                    f"seqcast serve (log: {log})", 180, process)
