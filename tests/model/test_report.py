@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+from eventlogs import event_log
 
 from model import metrics
 from model.baselines.registry import Fitting, fit_baseline
@@ -24,11 +25,7 @@ def funnel_log() -> tuple[EventLog, TimeSplit]:
         for u in range(3)
         for k in range(30)
     ]
-    user, item, category, behavior, ts = (np.array(c) for c in zip(*rows, strict=True))
-    log = EventLog.from_codes(
-        user, item, category, behavior, ts, np.array(["u0", "u1", "u2"]),
-        np.array(["a", "b", "c", "d"]), np.array(["x", "y"]),
-    )
+    log = event_log(rows, ["u0", "u1", "u2"], ["a", "b", "c", "d"], ["x", "y"])
     return log, TimeSplit.by_fraction(log, 0.25, 0.25)
 
 

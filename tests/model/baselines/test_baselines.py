@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from eventlogs import event_log
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -33,17 +34,8 @@ def cycle_log(n_users: int = 30, n_events: int = 30) -> tuple[EventLog, TimeSpli
             rows.append((u, k % 3, k % 3, CYCLE[k % 3], t0 + 60 * k))
     last_t = rows[-1][4]
     rows.append((n_users - 1, 3, n_events % 3, CYCLE[n_events % 3], last_t + 60))
-    user, item, category, behavior, ts = (np.array(c) for c in zip(*rows, strict=True))
-    log = EventLog.from_codes(
-        user,
-        item,
-        category,
-        behavior,
-        ts,
-        np.array([f"u{u}" for u in range(n_users)]),
-        np.array(["a", "b", "c", "new"]),
-        np.array(["ca", "cb", "cc"]),
-    )
+    log = event_log(rows, [f"u{u}" for u in range(n_users)], ["a", "b", "c", "new"],
+                    ["ca", "cb", "cc"])
     start, end = int(log.ts.min()), int(log.ts.max())
     test_cutoff = start + int(0.7 * (end - start))
     return log, TimeSplit(val_cutoff=test_cutoff - 300, test_cutoff=test_cutoff, end=end)
@@ -190,17 +182,8 @@ event_rows = st.lists(
 @settings(max_examples=40, deadline=None)
 @given(event_rows, st.integers(1, 6))
 def test_recency_features_match_a_naive_reading(rows: list[tuple[int, ...]], window: int) -> None:
-    user, item, category, behavior, ts = (np.array(c) for c in zip(*rows, strict=True))
-    log = EventLog.from_codes(
-        user,
-        item,
-        category,
-        behavior,
-        ts,
-        np.array(["u0", "u1", "u2", "u3"]),
-        np.array(["i0", "i1", "i2", "i3", "i4"]),
-        np.array(["c0", "c1", "c2"]),
-    )
+    log = event_log(rows, ["u0", "u1", "u2", "u3"], ["i0", "i1", "i2", "i3", "i4"],
+                    ["c0", "c1", "c2"])
     last = np.arange(len(log))
     start = last - np.minimum(log.position_in_user(), window - 1)
     zeros = np.zeros(len(log), dtype=np.int8)

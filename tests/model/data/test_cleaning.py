@@ -4,32 +4,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import numpy as np
+from eventlogs import event_log
 
 from model.data import CleanConfig, clean_log
-from model.sequences import EventLog
 
 T0 = 1_511_600_000  # inside Taobao's span
 
 
-def make_log(rows: list[tuple[int, int, int, int, int]]) -> EventLog:
-    user, item, category, behavior, ts = (
-        np.array(c, dtype=np.int64) for c in zip(*rows, strict=True)
-    )
-    return EventLog.from_codes(
-        user,
-        item,
-        category,
-        behavior,
-        ts,
-        np.array([f"u{i}" for i in range(user.max() + 1)], dtype=object),
-        np.array([f"i{i}" for i in range(item.max() + 1)], dtype=object),
-        np.array([f"c{i}" for i in range(category.max() + 1)], dtype=object),
-    )
-
-
 def steps_of(config: CleanConfig, rows: list[tuple[int, int, int, int, int]]) -> dict:
-    cleaned, steps = clean_log(make_log(rows), config)
+    cleaned, steps = clean_log(event_log(rows), config)
     return {s.name: (s.rows_removed, s.users_removed) for s in steps} | {"left": len(cleaned)}
 
 
@@ -66,7 +49,7 @@ def test_bots_are_removed_by_burst_and_by_sustained_rate(no_cleaning: CleanConfi
     only = replace(
         no_cleaning, bot_max_events_per_minute=60, bot_max_events_per_active_minute=10.0
     )
-    cleaned, steps = clean_log(make_log(person + burst + sustained + steady), only)
+    cleaned, steps = clean_log(event_log(person + burst + sustained + steady), only)
     assert (steps[0].rows_removed, steps[0].users_removed) == (320, 2)
     assert sorted(cleaned.user_ids.tolist()) == ["u0", "u3"]
 
@@ -75,7 +58,7 @@ def test_short_users_are_removed_last_and_ids_compacted() -> None:
     rows = [(0, 5, 1, 0, T0), (0, 6, 1, 0, T0 + 1), (1, 7, 2, 0, T0), (2, 8, 3, 0, T0 + 5)]
     rows += [(2, 8, 3, 0, T0 + 5)]  # a duplicate that leaves user 2 with one event
     config = CleanConfig(min_day_fraction=None, min_events_per_user=2)
-    cleaned, steps = clean_log(make_log(rows), config)
+    cleaned, steps = clean_log(event_log(rows), config)
     assert [(s.name, s.rows_removed, s.users_removed) for s in steps] == [
         ("duplicates", 1, 0),
         ("bots", 0, 0),

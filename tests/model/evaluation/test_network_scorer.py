@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from eventlogs import event_log
 
 from model.evaluation.network import VocabScorer, rank_window_oov
 from model.evaluation.scoring import score_points
@@ -21,17 +22,7 @@ def small_log() -> tuple[EventLog, TimeSplit]:
         for k in range(24):
             rows.append((u, k % 3, (k % 3) % 2, k % 4 == 3 and 3 or 0, 1_000_000 + 60 * k + u))
     rows += [(2, 3, 1, 0, 1_000_000 + 60 * k + 5) for k in range(24)]
-    user, item, category, behavior, ts = (np.array(c) for c in zip(*rows, strict=True))
-    log = EventLog.from_codes(
-        user,
-        item,
-        category,
-        behavior,
-        ts,
-        np.array(["u0", "u1", "u2"]),
-        np.array(["a", "b", "c", "stranger"]),
-        np.array(["x", "y"]),
-    )
+    log = event_log(rows, ["u0", "u1", "u2"], ["a", "b", "c", "stranger"], ["x", "y"])
     start, end = int(log.ts.min()), int(log.ts.max())
     return log, TimeSplit(val_cutoff=start + 600, test_cutoff=start + 900, end=end)
 
