@@ -55,6 +55,7 @@ class Behavior(IntEnum):
 
 
 BEHAVIOR_NAMES = tuple(b.name.lower() for b in Behavior)
+N_BEHAVIORS = len(Behavior)
 
 # Log-spaced gap boundaries in seconds: same second, seconds, minutes, a session break
 # (30 min), hours, a day, several days.

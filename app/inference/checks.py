@@ -8,7 +8,7 @@ import numpy as np
 
 from app.errors import ArtifactRejected
 from model.artifact import OUTPUTS, Artifact
-from model.features import Event
+from model.features import N_BEHAVIORS, Event
 from model.runtime import OnnxModel, output_shapes
 
 
@@ -19,7 +19,8 @@ def check_windows(artifact: Artifact) -> list[list[Event]]:
     n = artifact.manifest.features.window_len
     t0 = 1_700_000_000.0
     full = [
-        Event(items[i % len(items)], categories[i % len(categories)], i % 4, t0 + 60.0 * i)
+        Event(items[i % len(items)], categories[i % len(categories)], i % N_BEHAVIORS,
+              t0 + 60.0 * i)
         for i in range(n)
     ]
     return [

@@ -11,10 +11,9 @@ import numpy as np
 
 from model.baselines.training_data import TrainingData
 from model.evaluation.protocol import Scores
-from model.features import Behavior
+from model.features import N_BEHAVIORS
 from model.sequences import CENSORED, EventLog, Points, window_rows
 
-N_BEHAVIORS = len(Behavior)
 NEVER = -np.inf
 
 

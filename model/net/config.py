@@ -7,9 +7,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from model.features import Behavior
-
-N_BEHAVIORS = len(Behavior)
 HOURS = 24
 WEEKDAYS = 7
 # The order of the per-head losses `SeqNet.forward` returns with targets.

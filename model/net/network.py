@@ -32,8 +32,9 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
+from model.features import N_BEHAVIORS
 from model.net.attention import Block
-from model.net.config import HOURS, N_BEHAVIORS, WEEKDAYS, NetConfig
+from model.net.config import HOURS, WEEKDAYS, NetConfig
 from model.net.copy_head import CopyHead
 from model.net.losses import Negatives, bce_loss, ce_loss, target_logp
 

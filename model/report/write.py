@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from model.features import N_BEHAVIORS
 from model.report.inputs import calibration_dict, epochs
 from model.report.markdown import render_markdown
 from model.report.plots import plot_confusion, plot_reliability, plot_training_curves
@@ -40,7 +41,8 @@ def write_report(
     plot_training_curves(records, out / "training_curves.png")
     plot_reliability(calib, evaluation, out / "reliability.png")
     matrix = evaluation.get("model", {}).get("next_behavior", {}).get("confusion_matrix")
-    plot_confusion(matrix if matrix else np.zeros((4, 4)), out / "confusion_matrix.png")
+    empty = np.zeros((N_BEHAVIORS, N_BEHAVIORS))
+    plot_confusion(matrix if matrix else empty, out / "confusion_matrix.png")
     (out / "report.md").write_text(render_markdown(evaluation, records, calib, data_report))
     logger.info("report written to %s", out)
 
