@@ -4,6 +4,7 @@ locked-down pod and an environment that is valid production settings."""
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 import pytest
@@ -120,3 +121,32 @@ def test_k8s_environment_is_valid_production_settings(
     assert settings.env == "production" and settings.auth_enabled
     assert str(settings.artifact_dir) == SERVED_ARTIFACT
     assert settings.redis_url is not None
+
+
+def test_k8s_prometheus_scrapes_the_annotated_pods_as_the_alerted_job(
+    k8s: dict[str, dict[str, Any]],
+) -> None:
+    """deploy/prometheus/prometheus-k8s.yml keeps the pods the Deployment annotates, reads
+    their port and path from the annotations, and names the job the alerts watch."""
+    prometheus = K8S.parent / "prometheus"
+    config = yaml.safe_load((prometheus / "prometheus-k8s.yml").read_text())
+    (job,) = [j for j in config["scrape_configs"] if j["job_name"] == "seqcast-api"]
+    alerts = (prometheus / "alerts.yml").read_text()
+    assert 'up{job="seqcast-api"}' in alerts
+    assert config["rule_files"] == ["alerts.yml"]
+    (sd,) = job["kubernetes_sd_configs"]
+    namespace = the_one(k8s, "Deployment")["metadata"]["namespace"]
+    assert sd["role"] == "pod" and sd["namespaces"]["names"] == [namespace]
+    by_target = {r.get("target_label"): r for r in job["relabel_configs"]}
+    keep = next(r for r in job["relabel_configs"] if r.get("action") == "keep")
+    annotations = the_one(k8s, "Deployment")["spec"]["template"]["metadata"]["annotations"]
+    assert keep["source_labels"] == ["__meta_kubernetes_pod_annotation_prometheus_io_scrape"]
+    assert keep["regex"] == annotations["prometheus.io/scrape"]
+    assert by_target["__metrics_path__"]["source_labels"] == [
+        "__meta_kubernetes_pod_annotation_prometheus_io_path"]
+    assert annotations["prometheus.io/path"] in create_app().openapi()["paths"]
+    address = by_target["__address__"]
+    assert address["source_labels"][1] == "__meta_kubernetes_pod_annotation_prometheus_io_port"
+    pod_ip = re.sub(address["regex"], address["replacement"].replace("$", "\\"),
+                    "10.0.0.7:9999;" + annotations["prometheus.io/port"])
+    assert pod_ip == "10.0.0.7:" + annotations["prometheus.io/port"]

@@ -115,6 +115,7 @@ def test_dashboard_is_provisionable() -> None:
 def test_promtool_accepts_config_and_rules() -> None:
     for args in (
         ["check", "config", "prometheus.yml"],
+        ["check", "config", "prometheus-k8s.yml"],
         ["check", "rules", "alerts.yml"],
         ["test", "rules", "alerts_test.yml"],
     ):
