@@ -68,6 +68,7 @@ class Unauthorized(ServiceError):
 
     status_code = 401
     code = "unauthorized"
+    challenge = "ApiKey"  # the WWW-Authenticate scheme: the key goes in X-API-Key
 
 
 class Forbidden(ServiceError):

@@ -46,6 +46,7 @@ def error_response(exc: ServiceError) -> JSONResponse:
     retry_after = getattr(exc, "retry_after_seconds", None)
     if retry_after is not None:
         response.headers["Retry-After"] = str(retry_after)
-    if exc.status_code == 401:
-        response.headers["WWW-Authenticate"] = "ApiKey"
+    challenge = getattr(exc, "challenge", None)
+    if challenge is not None:
+        response.headers["WWW-Authenticate"] = challenge
     return response
