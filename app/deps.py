@@ -7,16 +7,27 @@ in a worker thread (one thread hop per dependency per request).
 from __future__ import annotations
 
 import hmac
+import re
 from dataclasses import dataclass
 from typing import Annotated
+from urllib.parse import parse_qsl
 
-from fastapi import Depends, Request, Security
+from fastapi import Depends, Path, Request, Security
 from fastapi.security import APIKeyHeader
 
 from app.embedded_redis import EmbeddedRedis
-from app.errors import InvalidRequest, Unauthorized
+from app.errors import Forbidden, InvalidRequest, Unauthorized
 from app.inference.predictor import Predictor
 from app.metrics import Metrics
+from app.schemas import (
+    ID_HARD_LIMIT,
+    TOP_K_DEFAULT,
+    TOP_K_MAX,
+    TOP_K_MIN,
+    USER_ID_PATTERN,
+    USER_ID_RULE,
+    check_user_id,
+)
 from app.settings import API_KEY_HEADER, Settings
 from app.store.window_store import WindowStore
 
@@ -81,9 +92,14 @@ async def require_api_key(settings: SettingsDep, key: ApiKeyHeader) -> None:
 
 
 async def require_admin_key(settings: SettingsDep, key: ApiKeyHeader) -> None:
-    """Admin routes always need the admin key in X-API-Key."""
-    if not _matches(key, settings.admin_key.get_secret_value()):
-        raise Unauthorized(f"admin route: {API_KEY_HEADER} must hold the admin key")
+    """Admin routes always need the admin key in X-API-Key: a storefront key is known but
+    not enough (403), any other key or none is not known (401)."""
+    if _matches(key, settings.admin_key.get_secret_value()):
+        return
+    if any(_matches(key, k.get_secret_value()) for k in settings.api_keys):
+        raise Forbidden(f"admin route: a storefront key does not open it; {API_KEY_HEADER} "
+                        "must hold the admin key")
+    raise Unauthorized(f"admin route: {API_KEY_HEADER} must hold the admin key")
 
 
 ApiKey = Depends(require_api_key)
@@ -96,11 +112,72 @@ def check_id(settings: Settings, field: str, value: str | None) -> None:
         raise InvalidRequest(field, f"at most {settings.max_id_length} characters")
 
 
-async def valid_user_id(user_id: str, settings: SettingsDep) -> str:
+PathUserId = Annotated[
+    str,
+    Path(description=USER_ID_RULE, max_length=ID_HARD_LIMIT,
+         json_schema_extra={"pattern": USER_ID_PATTERN}),
+]
+
+
+async def valid_user_id(user_id: PathUserId, settings: SettingsDep) -> str:
+    """The user id of a path, by the rule every route applies (`app.schemas.check_user_id`)."""
     check_id(settings, "user_id", user_id)
-    if not user_id or any(ord(c) < 32 or ord(c) == 127 for c in user_id):
-        raise InvalidRequest("user_id", "a non-empty id without control characters")
-    return user_id
+    try:
+        return check_user_id(user_id)
+    except ValueError as exc:
+        raise InvalidRequest("user_id", str(exc)) from None
 
 
 UserIdDep = Annotated[str, Depends(valid_user_id)]
+
+
+@dataclass(frozen=True)
+class QueryFlags:
+    """The query parameters of the API, read strictly: each at most once, `top_k` decimal
+    digits only (1..100), each boolean exactly `true` or `false`. Other keys are ignored
+    (`names` lists every key given)."""
+
+    top_k: int = TOP_K_DEFAULT
+    explain: bool = False
+    predict: bool = False
+    force: bool = False
+    names: frozenset[str] = frozenset()
+
+
+_BOOL_PARAMS = ("explain", "predict", "force")
+_BOOLS = {"true": True, "false": False}
+_TOP_K = re.compile(r"0*([0-9]{1,3})")  # leading zeros allowed; int() of the rest is cheap
+TOP_K_RULE = f"an integer from {TOP_K_MIN} to {TOP_K_MAX}, in decimal digits"
+BOOL_RULE = "true or false (lowercase)"
+
+
+def read_query(query_string: bytes) -> QueryFlags:
+    """`QueryFlags` from a raw query string; InvalidRequest names the parameter. The route
+    dependency and the fast path (`app.fastpath`) both read the query with this."""
+    seen: set[str] = set()
+    top_k = TOP_K_DEFAULT
+    bools: dict[str, bool] = {}
+    for name, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
+        if name in seen:
+            raise InvalidRequest(f"query.{name}", "given more than once; give it once")
+        seen.add(name)
+        if name == "top_k":
+            digits = _TOP_K.fullmatch(value)
+            if digits is None or not TOP_K_MIN <= int(digits[1]) <= TOP_K_MAX:
+                raise InvalidRequest("query.top_k", TOP_K_RULE)
+            top_k = int(digits[1])
+        elif name in _BOOL_PARAMS:
+            if value not in _BOOLS:
+                raise InvalidRequest(f"query.{name}", BOOL_RULE)
+            bools[name] = _BOOLS[value]
+    return QueryFlags(top_k, bools.get("explain", False), bools.get("predict", False),
+                      bools.get("force", False), frozenset(seen))
+
+
+async def strict_query(request: Request) -> None:
+    """Refuses the spellings FastAPI's own parsing would coerce (`top_k=true`, `explain=1`,
+    a repeated key); the routes then take the values from their declared parameters."""
+    read_query(request.scope.get("query_string", b""))
+
+
+StrictQuery = Depends(strict_query)

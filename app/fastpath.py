@@ -5,12 +5,13 @@ request/response objects cost more CPU than Redis and the model together. This A
 middleware answers the plain form of that request itself, with the same checks and the
 same answer as the route in `app.routes.users` (both call `prediction_json`):
 
-- it takes only `GET /v1/users/<id>/prediction` with no query string, or with `top_k=<int>`
-  and `explain=true|false` each at most once;
-- the API key and the user id go through the very functions the route's dependencies use
-  (`require_api_key`, `valid_user_id`);
-- anything else, including any request one of those checks refuses or a `top_k` out of
-  range, goes to the full app, which answers it (with its validation error) as before.
+- it takes only `GET /v1/users/<id>/prediction` with no query parameter but `top_k` and
+  `explain` (the route ignores other keys);
+- the API key, the user id and the query go through the very functions the route's
+  dependencies use (`require_api_key`, `valid_user_id`, `read_query`), so both accept the
+  same spellings and read the same values from them;
+- anything else, including any request one of those checks refuses, goes to the full app,
+  which answers it (with its error) as the route does.
 
 Errors after the checks (Redis down, no model) are answered like the app's exception
 handler does (`error_response`). The route stays registered: OpenAPI documents it, and it
@@ -23,40 +24,26 @@ from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.deps import Services, require_api_key, valid_user_id
-from app.errors import ServiceError
+from app.deps import QueryFlags, Services, read_query, require_api_key, valid_user_id
+from app.errors import InvalidRequest, ServiceError
 from app.responses import error_response
 from app.routes.users import PREDICTION_PATH, prediction_json
-from app.schemas import TOP_K_DEFAULT, TOP_K_MAX, TOP_K_MIN
 from app.settings import API_KEY_HEADER
 
 _PREFIX = "/v1/users/"
 _SUFFIX = "/prediction"
 _KEY_HEADER = API_KEY_HEADER.lower().encode()
-_BOOLS = {"true": True, "false": False}
 _HEADERS = [(b"content-type", b"application/json")]
+_PARAMETERS = frozenset({"top_k", "explain"})
 
 
-def parse_query(query: bytes) -> tuple[int, bool] | None:
-    """(top_k, explain) from the plain query strings the fast path takes, else None."""
-    top_k, explain = TOP_K_DEFAULT, False
-    if not query:
-        return top_k, explain
-    seen = set()
-    for pair in query.decode("latin-1").split("&"):
-        name, _, value = pair.partition("=")
-        if name in seen:
-            return None
-        seen.add(name)
-        if name == "top_k" and value.isascii() and value.isdigit() and len(value) <= 3:
-            top_k = int(value)
-            if not TOP_K_MIN <= top_k <= TOP_K_MAX:
-                return None
-        elif name == "explain" and value in _BOOLS:
-            explain = _BOOLS[value]
-        else:
-            return None
-    return top_k, explain
+def plain_query(query_string: bytes) -> QueryFlags | None:
+    """The query of a request the fast path answers, else None (the app answers it)."""
+    try:
+        flags = read_query(query_string)
+    except InvalidRequest:
+        return None
+    return flags if flags.names <= _PARAMETERS else None
 
 
 class PredictionFastPath:
@@ -77,7 +64,7 @@ class PredictionFastPath:
             await self.app(scope, receive, send)
             return
         user_id = path[len(_PREFIX) : -len(_SUFFIX)]
-        query = parse_query(scope.get("query_string", b""))
+        query = plain_query(scope.get("query_string", b""))
         services: Services | None = getattr(scope["app"].state, "services", None)
         if not user_id or "/" in user_id or query is None or services is None:
             await self.app(scope, receive, send)
@@ -87,12 +74,11 @@ class PredictionFastPath:
             await require_api_key(services.settings, None if key is None else key.decode("latin-1"))
             await valid_user_id(user_id, services.settings)
         except ServiceError:
-            await self.app(scope, receive, send)  # the app answers it, as it always did
+            await self.app(scope, receive, send)  # the app answers it, as the route does
             return
         scope["route"] = self.route
-        top_k, explain = query
         try:
-            body = await prediction_json(services, user_id, top_k, explain)
+            body = await prediction_json(services, user_id, query.top_k, query.explain)
         except ServiceError as exc:
             await error_response(exc)(scope, receive, send)
             return

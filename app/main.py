@@ -6,12 +6,14 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
+from http import HTTPStatus
 from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.deps import Services
 from app.embedded_redis import EmbeddedRedis
@@ -21,7 +23,7 @@ from app.inference.predictor import Predictor
 from app.logs import configure_logging
 from app.metrics import Metrics
 from app.middleware import AccessMiddleware, BodyLimitMiddleware
-from app.responses import error_json, error_response
+from app.responses import error_json, error_response, invalid_json
 from app.routes import events, health, modelcard, predict, users
 from app.settings import Settings
 from app.store.redis_store import RedisWindowStore
@@ -30,6 +32,7 @@ log = logging.getLogger(__name__)
 
 # The discriminator tags of the POST /v1/events body are not part of any field's path.
 _BODY_TAGS = {"single", "batch"}
+_UNREADABLE_BODY = "the body cannot be read: it must be JSON, encoded in UTF-8"
 
 
 def _field_path(loc: tuple[int | str, ...]) -> str:
@@ -43,24 +46,53 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
     return ".".join(parts) or "body"
 
 
+def _validation_fields(exc: RequestValidationError) -> list[dict[str, str]]:
+    """Each error's field and message; malformed JSON names the body and where it breaks."""
+    fields = []
+    for e in exc.errors():
+        if e.get("type") == "json_invalid":
+            position = e["loc"][-1]
+            reason = e.get("ctx", {}).get("error", "invalid JSON")
+            fields.append({"field": "body",
+                           "message": f"malformed JSON at character {position}: {reason}"})
+        else:
+            fields.append({"field": _field_path(tuple(e["loc"])),
+                           "message": str(e["msg"]).removeprefix("Value error, ")})
+    return fields
+
+
 def _install_handlers(app: FastAPI, metrics: Metrics) -> None:
+    """Every error answers `ErrorOut`, `{"error", "message", "fields"}`: the domain errors,
+    validation, the framework's own HTTP errors (404, 405, a body it cannot read) and any
+    unexpected exception."""
+
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        fields = [
-            {
-                "field": _field_path(tuple(e["loc"])),
-                "message": str(e["msg"]).removeprefix("Value error, "),
-            }
-            for e in exc.errors()
-        ]
         if request.url.path.startswith("/v1/events"):
             metrics.events_rejected.labels("validation").inc()
-        summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:5])
-        return error_json(422, "validation_error", summary, fields=fields)
+        return invalid_json(_validation_fields(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:  # FastAPI's answer to a body it cannot decode as JSON
+            if request.url.path.startswith("/v1/events"):
+                metrics.events_rejected.labels("validation").inc()
+            return invalid_json([{"field": "body", "message": _UNREADABLE_BODY}])
+        code = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_")
+        response = error_json(exc.status_code, code, str(exc.detail))
+        response.headers.update(exc.headers or {})
+        return response
 
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, exc: ServiceError) -> JSONResponse:
         return error_response(exc)
+
+    @app.exception_handler(Exception)
+    async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+        # Starlette re-raises after this answer (the server logs the traceback) and the
+        # server then drops the connection: the client is told so.
+        return error_json(500, "internal_error", "internal error; the service log has it",
+                          headers={"Connection": "close"})
 
 
 def _lifespan(

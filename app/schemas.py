@@ -1,14 +1,28 @@
 """Request and response bodies, named by role, with limits at the boundary.
 
 Hard caps live here (`Field`); the configurable limits (`SEQCAST_MAX_ID_LENGTH`,
-`SEQCAST_MAX_BATCH_EVENTS`) are checked against the settings in the routes.
+`SEQCAST_MAX_BATCH_EVENTS`, `SEQCAST_MAX_CLOCK_SKEW_SECONDS`) are checked against the
+settings in the routes.
+
+A user id is a path segment of `GET /v1/users/{user_id}/prediction` and
+`DELETE /v1/users/{user_id}`, so one rule (`check_user_id`) holds wherever a user id is
+given: an id the path cannot carry (a `/`, the dot segments `.` and `..`) is refused where
+it would be stored, rather than stored and unreachable.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+)
 
 from model.features import BEHAVIOR_NAMES
 from model.timestamps import parse_timestamp
@@ -26,6 +40,36 @@ EVENTS_HARD_LIMIT = 100_000
 SEQUENCES_HARD_LIMIT = 1000
 
 Id = Annotated[str, Field(min_length=1, max_length=ID_HARD_LIMIT, pattern=r"^[^\x00-\x1f\x7f]+$")]
+
+USER_ID_RULE = (
+    "1 to SEQCAST_MAX_ID_LENGTH characters (default 128); no control characters, no '/', "
+    "not '.' or '..' (the id is a path segment: percent-encode other reserved characters)"
+)
+USER_ID_PATTERN = r"^(?!\.\.?$)[^\x00-\x1f\x7f/]+$"
+_CONTROL = {chr(c) for c in (*range(32), 127)}
+
+
+def check_user_id(value: str) -> str:
+    """The user id rule (USER_ID_RULE, but the configurable length); ValueError says which."""
+    if not value:
+        raise ValueError("a user id must not be empty")
+    if "/" in value or value in (".", ".."):
+        raise ValueError("a user id is a path segment: no '/', not '.' or '..'")
+    if not _CONTROL.isdisjoint(value):
+        raise ValueError("a user id must not contain control characters")
+    return value
+
+
+UserId = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=ID_HARD_LIMIT,
+        description=USER_ID_RULE,
+        json_schema_extra={"pattern": USER_ID_PATTERN},  # checked by check_user_id
+    ),
+    AfterValidator(check_user_id),
+]
 
 
 class _Strict(BaseModel):
@@ -64,12 +108,14 @@ class EventIn(_Strict):
         }
     )
 
-    user_id: Id
+    user_id: UserId
     item_id: Id
     category_id: Id | None = None
     behavior: BehaviorName
     timestamp: float | None = Field(
-        None, description="unix seconds or ISO 8601 (naive = UTC); server time if absent"
+        None,
+        description="unix seconds or ISO 8601 (naive = UTC); server time if absent; at most "
+        "SEQCAST_MAX_CLOCK_SKEW_SECONDS ahead of the server clock",
     )
     event_id: Id | None = Field(
         None, description="re-sending an event with the same id does not count it twice"
@@ -98,7 +144,7 @@ EventsBody = Annotated[
 
 
 class SequenceIn(_Strict):
-    user_id: Id | None = Field(None, description="echoed back; not looked up")
+    user_id: UserId | None = Field(None, description="echoed back; not looked up")
     events: list[SequenceEventIn] = Field(max_length=EVENTS_HARD_LIMIT)
 
 
@@ -128,8 +174,11 @@ class PredictIn(_Strict):
     )
 
     sequences: list[SequenceIn] = Field(min_length=1, max_length=SEQUENCES_HARD_LIMIT)
-    top_k: int = Field(TOP_K_DEFAULT, ge=TOP_K_MIN, le=TOP_K_MAX)
-    explain: bool = False
+    top_k: int = Field(
+        TOP_K_DEFAULT, ge=TOP_K_MIN, le=TOP_K_MAX, strict=True,
+        description="a JSON integer (not a string, a float or a boolean)",
+    )
+    explain: bool = Field(False, strict=True, description="a JSON boolean")
 
 
 class ScoredId(BaseModel):

@@ -13,6 +13,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from model.features import FeatureSpec
+
 log = logging.getLogger(__name__)
 
 DEFAULT_ADMIN_KEY = "dev-admin-key"
@@ -38,6 +40,14 @@ class Settings(BaseSettings):
     max_batch_events: int = Field(default=1000, gt=0, le=100_000)
     max_body_bytes: int = Field(default=1 << 20, gt=0)
     max_id_length: int = Field(default=128, gt=0, le=1024)
+    max_clock_skew_seconds: float = Field(
+        default=300.0, ge=0,
+        description="an ingested event may lie at most this far ahead of the server clock",
+    )
+    window_length: int = Field(
+        default=FeatureSpec().window_len, gt=0,
+        description="events kept per window while no model is loaded (else the model's)",
+    )
     # 0: a batch is whatever queued while the previous model call ran. A wait for more
     # only added latency for closed-loop clients (docs/benchmarks-service.md).
     batch_wait_ms: float = Field(default=0.0, ge=0, le=1000)

@@ -2,10 +2,12 @@
 
 A new artifact becomes a `LoadedModel` only through `load_model`, which refuses (with
 `ArtifactRejected` and the reason) any artifact that fails to load, to open or its checks.
+The reason a client reads names no directory; the log gets the whole error.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -68,21 +70,30 @@ class LoadedModel:
         return self.provider == "CPUExecutionProvider"
 
 
+def _rejected(artifact_dir: Path, what: str, exc: Exception) -> ArtifactRejected:
+    """The refusal: the log reads the whole error; a client reads it without the artifact
+    directory's path (the names of the files in it stay)."""
+    text = str(exc)
+    for prefix in (f"{artifact_dir}: ", f"{artifact_dir}{os.sep}", str(artifact_dir)):
+        text = text.replace(prefix, "")
+    return ArtifactRejected(f"{what} ({artifact_dir}): {exc}", public_message=f"{what}: {text}")
+
+
 def load_model(artifact_dir: Path, providers: Sequence[str], threads: int) -> LoadedModel:
     """Load, open and check the artifact in `artifact_dir` (blocking: run it off the loop)."""
     signature = manifest_signature(artifact_dir)
     try:
         artifact = load_artifact(artifact_dir, verify=True)
     except (ArtifactError, OSError, KeyError, TypeError, ValueError) as exc:
-        raise ArtifactRejected(f"cannot load {artifact_dir}: {exc}") from exc
+        raise _rejected(artifact_dir, "cannot load the artifact", exc) from exc
     try:
         model = OnnxModel(artifact, providers, intra_op_threads=threads)
     except Exception as exc:  # onnxruntime raises its own exception types
-        raise ArtifactRejected(f"onnxruntime cannot open the model: {exc}") from exc
+        raise _rejected(artifact_dir, "onnxruntime cannot open the model", exc) from exc
     try:
         check_model(model)
     except ArtifactRejected:
         raise
     except Exception as exc:  # a model that fails to run is refused, whatever the error
-        raise ArtifactRejected(f"the model fails on check windows: {exc}") from exc
+        raise _rejected(artifact_dir, "the model fails on check windows", exc) from exc
     return LoadedModel(model, signature, datetime.now(timezone.utc))

@@ -4,10 +4,21 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from datetime import datetime, timezone
 
 from fastapi import APIRouter, Query
 
-from app.deps import ApiKey, MetricsDep, PredictorDep, SettingsDep, StoreDep, check_id
+from app.deps import (
+    BOOL_RULE,
+    TOP_K_RULE,
+    ApiKey,
+    MetricsDep,
+    PredictorDep,
+    SettingsDep,
+    StoreDep,
+    StrictQuery,
+    check_id,
+)
 from app.errors import InvalidRequest, StoreUnavailable
 from app.schemas import (
     TOP_K_DEFAULT,
@@ -23,17 +34,34 @@ from app.schemas import (
 from app.store.window_store import StoredEvent, new_event_id
 from model.features import Behavior, Event
 
-router = APIRouter(prefix="/v1/events", tags=["events"], dependencies=[ApiKey])
+router = APIRouter(prefix="/v1/events", tags=["events"], dependencies=[ApiKey, StrictQuery])
 
 
-def _validate_limits(events: list[EventIn], settings: SettingsDep) -> None:
+def _validate_limits(events: list[EventIn], settings: SettingsDep, now: float) -> None:
     if len(events) > settings.max_batch_events:
         raise InvalidRequest(
             "events", f"at most {settings.max_batch_events} events per request, got {len(events)}"
         )
+    latest = now + settings.max_clock_skew_seconds
     for i, e in enumerate(events):
         for name in ("user_id", "item_id", "category_id", "event_id"):
             check_id(settings, f"events.{i}.{name}", getattr(e, name))
+        if e.timestamp is not None and e.timestamp > latest:
+            # An event from the future would stay its window's newest for good.
+            raise InvalidRequest(
+                f"events.{i}.timestamp",
+                f"at most {settings.max_clock_skew_seconds:g} s ahead of the server clock "
+                f"({datetime.fromtimestamp(now, timezone.utc).isoformat(timespec='seconds')})",
+            )
+
+
+def _window_length(predictor: PredictorDep, settings: SettingsDep) -> int:
+    """The loaded model's window length; SEQCAST_WINDOW_LENGTH while none is loaded, so
+    events are kept (not refused) before the first model and after a refused reload."""
+    current = predictor.current
+    if current is None:
+        return settings.window_length
+    return current.artifact.manifest.features.window_len
 
 
 @router.post(
@@ -42,7 +70,8 @@ def _validate_limits(events: list[EventIn], settings: SettingsDep) -> None:
     response_model_exclude_none=True,
     responses={
         413: {"description": "body over SEQCAST_MAX_BODY_BYTES"},
-        503: {"description": "window store unavailable; retry after Retry-After seconds"},
+        503: {"description": "window store unavailable, or no model for predict=true; retry "
+              "after Retry-After seconds"},
     },
 )
 async def ingest(
@@ -51,20 +80,25 @@ async def ingest(
     store: StoreDep,
     predictor: PredictorDep,
     metrics: MetricsDep,
-    predict: bool = Query(False, description="also return each user's fresh prediction"),
-    top_k: int = Query(TOP_K_DEFAULT, ge=TOP_K_MIN, le=TOP_K_MAX),
+    predict: bool = Query(
+        False, description=f"also return each user's fresh prediction: {BOOL_RULE}"
+    ),
+    top_k: int = Query(TOP_K_DEFAULT, ge=TOP_K_MIN, le=TOP_K_MAX, description=TOP_K_RULE),
 ) -> EventsOut:
     """Append events to their users' windows. Re-sent events (same `event_id`) are not
     counted twice, late events land in time order, each window keeps the model's window
-    length. Nothing is written when any event of the batch is invalid."""
+    length (SEQCAST_WINDOW_LENGTH while no model is loaded: ingest needs none). Nothing is
+    written when any event of the batch is invalid, or with `predict=true` and no model."""
     events = body.events if isinstance(body, EventsIn) else [body]
+    now = time.time()
     try:
-        _validate_limits(events, settings)
+        _validate_limits(events, settings, now)
     except InvalidRequest:
         metrics.events_rejected.labels("limit").inc(len(events))
         raise
-    window_len = predictor.require().artifact.manifest.features.window_len
-    now = time.time()
+    if predict:
+        predictor.require()
+    window_len = _window_length(predictor, settings)
     by_user: dict[str, list[StoredEvent]] = defaultdict(list)
     for e in events:
         ts = now if e.timestamp is None else e.timestamp

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query
 
-from app.deps import AdminKey, ApiKey, PredictorDep
+from app.deps import BOOL_RULE, AdminKey, ApiKey, PredictorDep, StrictQuery
 from app.schemas import ErrorOut, ModelCardOut, ReloadOut
 
 router = APIRouter(prefix="/v1/model", tags=["model"], dependencies=[ApiKey])
-admin = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[AdminKey])
+admin = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[AdminKey, StrictQuery])
 
 
 @router.get("", summary="The model card")
@@ -39,7 +39,9 @@ async def model_card(predictor: PredictorDep) -> ModelCardOut:
 )
 async def reload(
     predictor: PredictorDep,
-    force: bool = Query(False, description="reload even when the manifest did not change"),
+    force: bool = Query(
+        False, description=f"reload even when the manifest did not change: {BOOL_RULE}"
+    ),
 ) -> ReloadOut:
     """Checks the new artifact (checksum, output shapes and ranges on check windows,
     independence from batch padding) before swapping; requests in flight finish on the

@@ -6,7 +6,16 @@ import orjson
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from app.deps import ApiKey, Services, ServicesDep, StoreDep, UserIdDep
+from app.deps import (
+    BOOL_RULE,
+    TOP_K_RULE,
+    ApiKey,
+    Services,
+    ServicesDep,
+    StoreDep,
+    StrictQuery,
+    UserIdDep,
+)
 from app.schemas import TOP_K_DEFAULT, TOP_K_MAX, TOP_K_MIN, DeletedOut, PredictionOut
 
 
@@ -16,7 +25,7 @@ class JSONBytesResponse(Response):
     media_type = "application/json"
 
 
-router = APIRouter(prefix="/v1/users", tags=["users"], dependencies=[ApiKey])
+router = APIRouter(prefix="/v1/users", tags=["users"], dependencies=[ApiKey, StrictQuery])
 
 PREDICTION_PATH = "/v1/users/{user_id}/prediction"
 
@@ -44,8 +53,10 @@ async def user_prediction(
     user_id: UserIdDep,
     services: ServicesDep,
     top_k: int = Query(TOP_K_DEFAULT, ge=TOP_K_MIN, le=TOP_K_MAX,
-                       description="items and categories to return"),
-    explain: bool = Query(False, description="attribute the purchase probability to events"),
+                       description=f"items and categories to return: {TOP_K_RULE}"),
+    explain: bool = Query(
+        False, description=f"attribute the purchase probability to events: {BOOL_RULE}"
+    ),
 ) -> Response:
     """Next-behavior probabilities, purchase and return probabilities within the model's
     horizon, top-K items and categories, an anomaly score and (with `explain`) each past
