@@ -41,6 +41,12 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
         type=float,
         help="local time of the shoppers, for hour-of-day features (default: per format)",
     )
+    p.add_argument(
+        "--allow-unmapped",
+        action="store_true",
+        help="load a log even when most rows have behavior values the mapping does not "
+        "know (they are dropped either way, and counted in the data report)",
+    )
 
 
 def _load(args: argparse.Namespace) -> Any:
@@ -54,6 +60,7 @@ def _load(args: argparse.Namespace) -> Any:
         tz_offset_seconds=None
         if args.tz_offset_hours is None
         else int(args.tz_offset_hours * 3600),
+        allow_unmapped=args.allow_unmapped,
     )
 
 
