@@ -115,6 +115,22 @@ def test_int8_sibling(trained: TrainedModel, windows: list[list[Event]], tmp_pat
     np.testing.assert_allclose(out["behavior_probs"].sum(axis=1), 1.0, rtol=1e-4)
 
 
+def test_the_int8_model_is_verified_by_its_own_checksum(
+    trained: TrainedModel, windows: list[list[Event]], tmp_path: Path
+) -> None:
+    out = tmp_path / "q"
+    export(trained, out, parity_windows=windows[:4], int8=True)
+    assert OnnxModel(load_artifact(out, int8=True), int8=True).path == out / ONNX_INT8
+    (out / ONNX_INT8).write_bytes((out / ONNX_INT8).read_bytes() + b"\0")
+    load_artifact(out)  # the float32 model is still whole
+    with pytest.raises(ArtifactError, match="model.int8.onnx does not match its checksum"):
+        load_artifact(out, int8=True)
+    float_only = tmp_path / "f"
+    export(trained, float_only, parity_windows=windows[:4])
+    with pytest.raises(ArtifactError, match="lists no model.int8.onnx.*--int8"):
+        load_artifact(float_only, int8=True)
+
+
 @pytest.mark.slow
 def test_gru_encoder_exports_with_parity(
     shoppers: EventLog, split: TimeSplit, windows: list[list[Event]], tmp_path: Path
