@@ -68,6 +68,7 @@ class OnnxModel:
         intra_op_threads: int = 0,
     ) -> None:
         self.artifact = artifact
+        self.int8 = int8
         self.path = artifact.onnx_int8_path if int8 else artifact.onnx_path
         available = set(ort.get_available_providers())
         wanted = [p for p in providers if p in available] or ["CPUExecutionProvider"]
