@@ -196,14 +196,3 @@ def publish(artifact: Artifact) -> Artifact:
     logger.info("exported %s to %s", artifact.manifest.model_version, artifact.path)
     return load_artifact(artifact.path)
 
-
-def export(
-    trained: TrainedModel,
-    out: Path,
-    *,
-    parity_windows: list[list[Event]],
-    int8: bool = False,
-) -> Artifact:
-    """`stage`, then `publish` with no metrics: an artifact without an evaluation. Raises
-    ExportError (and leaves no manifest.json) when the parity check fails."""
-    return publish(stage(trained, out, parity_windows=parity_windows, int8=int8))
