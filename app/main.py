@@ -128,6 +128,7 @@ def _lifespan(
             max_batch=settings.max_model_batch,
             model_threads=settings.model_threads,
             inline_rows=settings.inline_rows,
+            int8=settings.int8,
         )
         await predictor.start()
         if not await store.ping():

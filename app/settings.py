@@ -62,6 +62,11 @@ class Settings(BaseSettings):
         description="ONNX Runtime intra-op threads per process; 0 = all cores (spinning "
         "pool threads cost more CPU than they save on micro-batches of small windows)",
     )
+    int8: bool = Field(
+        default=False,
+        description="serve the artifact's model.int8.onnx (`seqcast train --int8`, checked "
+        "against its own checksum in the manifest) instead of model.onnx",
+    )
     reload_poll_seconds: float = Field(default=5.0, ge=0)
     log_level: str = "INFO"
     redis_key_prefix: str = Field(default="seqcast", min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")

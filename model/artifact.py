@@ -2,7 +2,7 @@
 
     ARTIFACT_DIR/
         model.onnx          the exported network (see OUTPUTS)
-        model.int8.onnx     optional dynamically quantized sibling
+        model.int8.onnx     optional dynamically quantized sibling (its own checksum too)
         vocab.json          {"items": [...raw ids...], "categories": [...]}, index order
         manifest.json       Manifest below
         report/             metrics.json, report.md, PNG plots (not read by the service)
@@ -105,6 +105,7 @@ class Manifest(BaseModel):
     inputs: tuple[str, ...] = INPUT_NAMES
     outputs: tuple[str, ...] = OUTPUT_NAMES
     has_int8: bool = False
+    onnx_int8_sha256: str | None = None  # set whenever has_int8
     schema_version: int = SCHEMA_VERSION
     extra: dict[str, Any] = Field(default_factory=dict)
 
@@ -140,6 +141,10 @@ class Artifact:
     def onnx_path(self) -> Path:
         return self.path / ONNX
 
+    @property
+    def onnx_int8_path(self) -> Path:
+        return self.path / ONNX_INT8
+
 
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
@@ -160,8 +165,12 @@ def write_manifest(path: Path, manifest: Manifest) -> None:
     tmp.replace(path / MANIFEST)
 
 
-def load_artifact(path: str | Path, *, verify: bool = True) -> Artifact:
-    """Read and check an artifact directory. Raises ArtifactError naming what is wrong."""
+def load_artifact(path: str | Path, *, verify: bool = True, int8: bool = False) -> Artifact:
+    """Read and check an artifact directory. Raises ArtifactError naming what is wrong.
+
+    `verify` checks the ONNX file against the manifest's checksum; with `int8` the artifact
+    must also hold the int8 model, and `verify` checks that file against its own checksum.
+    """
     root = Path(path)
     for name in (MANIFEST, VOCAB, ONNX):
         if not (root / name).is_file():
@@ -174,8 +183,18 @@ def load_artifact(path: str | Path, *, verify: bool = True) -> Artifact:
         vocab = json.loads((root / VOCAB).read_text())
     except json.JSONDecodeError as exc:
         raise ArtifactError(f"{root}: {VOCAB}: invalid JSON: {exc}") from exc
-    if verify and sha256_of(root / ONNX) != manifest.onnx_sha256:
-        raise ArtifactError(f"{root}: {ONNX} does not match the checksum in {MANIFEST}")
+    if verify:
+        _verify(root, ONNX, manifest.onnx_sha256)
+    if int8:
+        if not manifest.has_int8 or manifest.onnx_int8_sha256 is None:
+            raise ArtifactError(
+                f"{root}: the manifest lists no {ONNX_INT8} with its checksum "
+                f"(train with `seqcast train --int8`)"
+            )
+        if not (root / ONNX_INT8).is_file():
+            raise ArtifactError(f"{root}: missing {ONNX_INT8}")
+        if verify:
+            _verify(root, ONNX_INT8, manifest.onnx_int8_sha256)
     spec = manifest.features
     return Artifact(
         path=root,
@@ -183,3 +202,8 @@ def load_artifact(path: str | Path, *, verify: bool = True) -> Artifact:
         items=Vocab(list(vocab["items"]), spec.n_oov_items),
         categories=Vocab(list(vocab["categories"]), spec.n_oov_categories),
     )
+
+
+def _verify(root: Path, name: str, sha256: str) -> None:
+    if sha256_of(root / name) != sha256:
+        raise ArtifactError(f"{root}: {name} does not match its checksum in {MANIFEST}")

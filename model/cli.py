@@ -18,6 +18,17 @@ from model.sequences import SplitConfig
 DEMO_USERS = 600
 
 
+def _fraction(text: str) -> float:
+    """A share of the log's time span: a number strictly between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
+    return value
+
+
 def _add_data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", type=Path, required=True, help="event log: CSV or Parquet file")
     p.add_argument(
@@ -41,6 +52,12 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
         type=float,
         help="local time of the shoppers, for hour-of-day features (default: per format)",
     )
+    p.add_argument(
+        "--allow-unmapped",
+        action="store_true",
+        help="load a log even when most rows have behavior values the mapping does not "
+        "know (they are dropped either way, and counted in the data report)",
+    )
 
 
 def _load(args: argparse.Namespace) -> Any:
@@ -54,19 +71,20 @@ def _load(args: argparse.Namespace) -> Any:
         tz_offset_seconds=None
         if args.tz_offset_hours is None
         else int(args.tz_offset_hours * 3600),
+        allow_unmapped=args.allow_unmapped,
     )
 
 
 def _train_config(args: argparse.Namespace) -> Any:
     """The preset with the command line's overrides; `--set` values stay strings for
-    pydantic to coerce ("true", "1", "64", "1e-3")."""
-    from model.train.config import TrainConfig
+    pydantic to coerce ("true", "1", "64", "1e-3"). Raises ConfigError naming the field."""
+    from model.train.config import ConfigError, TrainConfig
 
     overrides: dict[str, Any] = {}
     for pair in args.set or []:
         name, sep, value = pair.partition("=")
-        if not sep:
-            raise SystemExit(f"--set {pair!r}: expected NAME=VALUE")
+        if not sep or not name:
+            raise ConfigError(f"--set {pair!r}: expected NAME=VALUE")
         overrides[name] = value
     if args.seed is not None:
         overrides["seed"] = args.seed
@@ -74,10 +92,7 @@ def _train_config(args: argparse.Namespace) -> Any:
         overrides["horizon_seconds"] = int(args.horizon_hours * 3600)
     if args.epochs is not None:
         overrides["max_epochs"] = args.epochs
-    try:
-        return TrainConfig.preset(args.preset, **overrides)
-    except ValueError as exc:  # pydantic's ValidationError names each bad field
-        raise SystemExit(f"--preset/--set: {exc}") from None
+    return TrainConfig.preset(args.preset, **overrides)
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
@@ -154,13 +169,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int)
     p.add_argument(
         "--test-fraction",
-        type=float,
+        type=_fraction,
         default=SplitConfig.test_fraction,
         help="share of the time span at its end held out for the test (default %(default)s)",
     )
     p.add_argument(
         "--val-fraction",
-        type=float,
+        type=_fraction,
         default=SplitConfig.val_fraction,
         help="share just before the test period for early stopping and calibration; longer "
         "than the horizon (default %(default)s)",
@@ -185,21 +200,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one subcommand. Bad options, configuration, data and files end in one line on
+    stderr and exit status 2: the message says what to fix, a traceback would bury it."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    log = logging.getLogger("seqcast")
     try:
         return int(args.run(args))
-    except SeqcastError as exc:
-        logging.getLogger("seqcast").error("%s", exc)
-        return 2
     except ModuleNotFoundError as exc:  # an install without the `train` extra
-        logging.getLogger("seqcast").error(
-            "%s: the trainer needs its dependencies, `pip install -e '.[train]'`", exc
-        )
+        log.error("%s: the trainer needs its dependencies, `pip install -e '.[train]'`", exc)
+        return 2
+    except (SeqcastError, ValueError, OSError) as exc:
+        log.error("%s", " ".join(str(exc).split()))
         return 2
     except KeyboardInterrupt:
         return 130

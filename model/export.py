@@ -1,11 +1,13 @@
 """Export: a TrainedModel -> an artifact directory the service can load.
 
-Writes model.onnx (the `model.net.scorer.Scorer` graph: calibrated outputs named
+`stage` writes model.onnx (the `model.net.scorer.Scorer` graph: calibrated outputs named
 `model.artifact.OUTPUT_NAMES`, dynamic batch and time axes), vocab.json, checkpoint.pt (for
-warm starts), optionally model.int8.onnx, and last manifest.json - but only after the
-parity check passed: the service's own path (raw events -> `featurize_windows` -> ONNX
-Runtime, through `model.runtime.OnnxModel`) must agree with PyTorch on real windows.
-A directory without manifest.json is not an artifact, so a failed export leaves none.
+warm starts) and optionally model.int8.onnx, then runs the parity check: the service's own
+path (raw events -> `featurize_windows` -> ONNX Runtime, through `model.runtime.OnnxModel`)
+must agree with PyTorch on real windows. `publish` writes manifest.json, once and last.
+A directory without manifest.json is not an artifact, so a failed export leaves none, and
+a service watching the directory sees the artifact only when it is complete, metrics
+included (`model.pipeline` evaluates between the two).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -121,19 +124,24 @@ def _quantize(out: Path) -> None:
     quantize_dynamic(str(out / ONNX), str(out / ONNX_INT8), weight_type=QuantType.QInt8)
 
 
-def export(
+def stage(
     trained: TrainedModel,
     out: Path,
     *,
     parity_windows: list[list[Event]],
     int8: bool = False,
 ) -> Artifact:
-    """Write the artifact into `out` and return it loaded. Raises ExportError (and leaves no
-    manifest.json) when ONNX Runtime and PyTorch disagree beyond PARITY_TOLERANCE."""
+    """Write every file of the artifact but its manifest into `out`, check parity, and return
+    the artifact with the manifest `publish` is to write (its metrics still empty). Raises
+    ExportError when ONNX Runtime and PyTorch disagree beyond PARITY_TOLERANCE.
+
+    Until `publish`, `out` holds no manifest.json, so no service loads it; the evaluator
+    can already score the staged artifact, and its metrics go into the one manifest written.
+    """
     if not parity_windows or any(len(w) == 0 for w in parity_windows):
         raise ValueError("export needs non-empty parity windows (real windows of raw events)")
     out.mkdir(parents=True, exist_ok=True)
-    (out / MANIFEST).unlink(missing_ok=True)  # from here until the end, not an artifact
+    (out / MANIFEST).unlink(missing_ok=True)  # from here until publish, not an artifact
     export_onnx(trained.scorer(), out / ONNX)
     write_vocab(out, trained.items, trained.categories)
     trained.save_checkpoint(out / CHECKPOINT)
@@ -150,10 +158,11 @@ def export(
         priors=trained.priors,
         surprise_quantiles=list(trained.surprise_quantiles),
         calibration=trained.calibration.manifest_entry(),
-        metrics={},  # the evaluation's, added by `model.pipeline.train_artifact`
+        metrics={},  # the evaluation's, filled in by `model.pipeline.train_artifact`
         parity_tolerance=PARITY_TOLERANCE,
         onnx_sha256=sha,
         has_int8=int8,
+        onnx_int8_sha256=sha256_of(out / ONNX_INT8) if int8 else None,
         extra={
             "net": trained.net.cfg.model_dump(by_alias=True),
             "train_config": trained.cfg.to_dict(),
@@ -173,8 +182,17 @@ def export(
     if int8:
         # Quantization changes the numbers by design: recorded, not enforced.
         extra["int8_max_error"] = parity_errors(trained, artifact, parity_windows, int8=True)
-    manifest = manifest.model_copy(update={"extra": {**manifest.extra, **extra}})
-    write_manifest(out, manifest)
-    logger.info("exported %s to %s (parity max error %.2g)", manifest.model_version, out,
+    logger.info("staged %s in %s (parity max error %.2g)", manifest.model_version, out,
                 errors[worst])
-    return load_artifact(out)
+    return replace(artifact, manifest=manifest.model_copy(
+        update={"extra": {**manifest.extra, **extra}}
+    ))
+
+
+def publish(artifact: Artifact) -> Artifact:
+    """Write the staged artifact's manifest, the last file and the only write of it, and
+    return the artifact as a service would load it."""
+    write_manifest(artifact.path, artifact.manifest)
+    logger.info("exported %s to %s", artifact.manifest.model_version, artifact.path)
+    return load_artifact(artifact.path)
+

@@ -1,19 +1,21 @@
 """From an event log to an evaluated, exported artifact: the steps `seqcast train` runs.
 
 load + clean  ->  global time split  ->  fit (early stopping, calibration)
-    ->  export (ONNX, manifest, parity check)  ->  evaluate vs baselines  ->  report
+    ->  stage (ONNX, vocabulary, parity check)  ->  evaluate vs baselines  ->  report
+    ->  publish (the manifest, with the evaluation's metrics, written once and last)
 """
 
 from __future__ import annotations
 
 import logging
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from model.artifact import load_artifact, write_manifest
+from model.artifact import load_artifact
 from model.data import LoadedLog
 from model.features import Event
 from model.sequences import EventLog, SplitConfig, TimeSplit, validation_points
@@ -49,7 +51,7 @@ def train_artifact(
     """Train, calibrate, export and evaluate; the artifact lands in `out`. Returns the
     evaluation (the `seqcast evaluate --json` object)."""
     from model.evaluate import evaluate
-    from model.export import export
+    from model.export import publish, stage
     from model.report import write_report
     from model.train import fit
 
@@ -78,21 +80,20 @@ def train_artifact(
         progress=progress,
     )
     windows = parity_windows(events, split, cfg.window_len, cfg.seed)
-    out.mkdir(parents=True, exist_ok=True)
-    artifact = export(trained, out, parity_windows=windows, int8=int8)
-    evaluation = evaluate(artifact, events, split, baselines=baselines, progress=progress)
-    manifest = artifact.manifest.model_copy(
+    staged = stage(trained, out, parity_windows=windows, int8=int8)
+    evaluation = evaluate(staged, events, split, baselines=baselines, progress=progress)
+    write_report(out, evaluation, trained.history, trained.calibration, data.report.to_dict())
+    manifest = staged.manifest.model_copy(
         update={
             "metrics": {"n_test_points": evaluation["n_test_points"], **evaluation["model"]},
             "extra": {
-                **artifact.manifest.extra,
+                **staged.manifest.extra,
                 "split": {**split_cfg.__dict__, **split.__dict__},
                 "data": data.report.to_dict(),
             },
         }
     )
-    write_manifest(out, manifest)
-    write_report(out, evaluation, trained.history, trained.calibration, data.report.to_dict())
+    publish(replace(staged, manifest=manifest))
     return evaluation
 
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import onnxruntime as ort
 
-from model.artifact import ONNX_INT8, OUTPUT_DTYPE, OUTPUT_NAMES, OUTPUTS, Artifact, ArtifactError
+from model.artifact import OUTPUT_DTYPE, OUTPUT_NAMES, OUTPUTS, Artifact, ArtifactError
 from model.features import Event, Features, featurize_windows
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,7 @@ class OnnxModel:
 
     Asks for the providers in order and keeps only those this onnxruntime build has;
     `providers` tells which ones the session actually uses, so a fall-back to CPU is visible.
+    `int8` opens the artifact's quantized sibling instead; `path` is the file in use.
     """
 
     def __init__(
@@ -67,13 +68,14 @@ class OnnxModel:
         intra_op_threads: int = 0,
     ) -> None:
         self.artifact = artifact
-        path = artifact.path / ONNX_INT8 if int8 else artifact.onnx_path
+        self.int8 = int8
+        self.path = artifact.onnx_int8_path if int8 else artifact.onnx_path
         available = set(ort.get_available_providers())
         wanted = [p for p in providers if p in available] or ["CPUExecutionProvider"]
         options = ort.SessionOptions()
         options.intra_op_num_threads = intra_op_threads
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(path), options, providers=wanted)
+        self.session = ort.InferenceSession(str(self.path), options, providers=wanted)
         self.providers: list[str] = self.session.get_providers()
         missing = [p for p in providers if p not in self.providers]
         if missing:

@@ -51,6 +51,11 @@ def check_model(model: OnnxModel) -> None:
     if not np.allclose(out["behavior_probs"].sum(axis=1), 1.0, atol=1e-3):
         raise ArtifactRejected("behavior_probs rows do not sum to 1")
     tolerance = max(artifact.manifest.parity_tolerance, 1e-5)
+    if model.int8:
+        # Dynamic quantization scales activations by their range over the whole batch, so a
+        # window's answer moves with its batch-mates. Each answer lies within the int8
+        # model's recorded error of the float32 graph, so two lie within twice that.
+        tolerance = max(tolerance, 2 * artifact.manifest.extra["int8_max_error"]["purchase_prob"])
     for i, window in enumerate(windows):
         alone = model.score([window])["purchase_prob"][0]
         if abs(float(alone) - float(out["purchase_prob"][i])) > tolerance:

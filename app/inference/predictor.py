@@ -13,6 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 from app.errors import ArtifactRejected, ModelNotReady
@@ -42,11 +43,13 @@ class Predictor:
         providers: Sequence[str] = PREFERRED_PROVIDERS,
         model_threads: int = 1,
         inline_rows: int = 4,
+        int8: bool = False,
     ) -> None:
         self.artifact_dir = Path(artifact_dir)
         self.metrics = metrics
         self.providers = tuple(providers)
         self.model_threads = model_threads
+        self.int8 = int8
         self.current: LoadedModel | None = None
         self.last_error: str | None = None
         self._rejected_signature: Signature | None = None
@@ -98,7 +101,8 @@ class Predictor:
                 return False, previous.version
             try:
                 loaded = await asyncio.get_running_loop().run_in_executor(
-                    None, load_model, self.artifact_dir, self.providers, self.model_threads
+                    None, partial(load_model, int8=self.int8),
+                    self.artifact_dir, self.providers, self.model_threads,
                 )
             except ArtifactRejected as exc:
                 self.last_error = exc.message
@@ -110,8 +114,8 @@ class Predictor:
                 self.metrics.model_info.labels(previous.version, previous.provider).set(0)
             self.metrics.model_info.labels(loaded.version, loaded.provider).set(1)
             self.metrics.model_ready.set(1)
-            log.info("serving model %s from %s on %s", loaded.version, self.artifact_dir,
-                     loaded.model.providers)
+            log.info("serving model %s from %s/%s on %s", loaded.version, self.artifact_dir,
+                     loaded.onnx_file, loaded.model.providers)
             return True, None if previous is None else previous.version
 
     async def watch(self, interval: float) -> None:

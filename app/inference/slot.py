@@ -3,6 +3,7 @@
 A new artifact becomes a `LoadedModel` only through `load_model`, which refuses (with
 `ArtifactRejected` and the reason) any artifact that fails to load, to open or its checks.
 The reason a client reads names no directory; the log gets the whole error.
+With `int8` the slot serves the artifact's quantized sibling, verified by its own checksum.
 """
 
 from __future__ import annotations
@@ -62,6 +63,11 @@ class LoadedModel:
         return self.artifact.manifest.model_version
 
     @property
+    def onnx_file(self) -> str:
+        """The model file served: model.onnx, or model.int8.onnx (SEQCAST_INT8)."""
+        return self.model.path.name
+
+    @property
     def provider(self) -> str:
         return self.model.providers[0]
 
@@ -79,15 +85,18 @@ def _rejected(artifact_dir: Path, what: str, exc: Exception) -> ArtifactRejected
     return ArtifactRejected(f"{what} ({artifact_dir}): {exc}", public_message=f"{what}: {text}")
 
 
-def load_model(artifact_dir: Path, providers: Sequence[str], threads: int) -> LoadedModel:
-    """Load, open and check the artifact in `artifact_dir` (blocking: run it off the loop)."""
+def load_model(
+    artifact_dir: Path, providers: Sequence[str], threads: int, *, int8: bool = False
+) -> LoadedModel:
+    """Load, open and check the artifact in `artifact_dir` (blocking: run it off the loop);
+    `int8` opens its model.int8.onnx instead of model.onnx."""
     signature = manifest_signature(artifact_dir)
     try:
-        artifact = load_artifact(artifact_dir, verify=True)
+        artifact = load_artifact(artifact_dir, verify=True, int8=int8)
     except (ArtifactError, OSError, KeyError, TypeError, ValueError) as exc:
         raise _rejected(artifact_dir, "cannot load the artifact", exc) from exc
     try:
-        model = OnnxModel(artifact, providers, intra_op_threads=threads)
+        model = OnnxModel(artifact, providers, int8=int8, intra_op_threads=threads)
     except Exception as exc:  # onnxruntime raises its own exception types
         raise _rejected(artifact_dir, "onnxruntime cannot open the model", exc) from exc
     try:

@@ -20,6 +20,10 @@ from model.sequences import EventLog
 
 log = logging.getLogger(__name__)
 
+MAX_UNMAPPED_SHARE = 0.5
+"""Above this share of the rows read, unmapped behavior values refuse the log: a mapping
+that misses the log's main behavior would otherwise train on what is left of it."""
+
 
 @dataclass
 class LoadedLog:
@@ -40,14 +44,18 @@ def load_log(
     clean: CleanConfig = CleanConfig(),  # noqa: B008 - frozen dataclass, never mutated
     chunk_rows: int = 500_000,
     progress: bool = True,
+    allow_unmapped: bool = False,
 ) -> LoadedLog:
     """Read, validate and clean an event log file into an EventLog (sorted by user, time).
 
     columns maps canonical names (user, item, category, behavior, timestamp) to file columns
     (csv/parquet only); behavior_map maps file values to view|fav|cart|buy|drop on top of
     the format's own map; tz_offset_seconds overrides the format's time zone (Taobao +8 h,
-    others 0). Raises DataError for a file that is not an event log, OptionError for bad
-    options (both SeqcastError and ValueError).
+    others 0). Rows whose behavior value the mapping does not know are dropped with a
+    warning that counts them per value; more than MAX_UNMAPPED_SHARE of the rows refuses the
+    log unless allow_unmapped says the drop is intended. Raises DataError for a file that is
+    not an event log (or loses too many rows that way), OptionError for bad options (both
+    SeqcastError and ValueError).
     """
     path = Path(path)
     if not path.is_file():
@@ -59,11 +67,13 @@ def load_log(
     report = DataReport(
         source=str(path), format=spec.name, tz_offset_seconds=spec.tz_offset_seconds
     )
+    report.allow_unmapped = allow_unmapped
     encoder = _read(path, spec, report, chunk_rows, progress)
     event_log = encoder.event_log()
     report.valid_rows = len(event_log)
     if report.valid_rows == 0:
         raise _no_valid_rows(path, spec, report)
+    _check_unmapped(path, report)
     cleaned, report.cleaning = clean_log(event_log, clean, spec.tz_offset_seconds)
     report.describe(cleaned)
     report.load_seconds = round(time.monotonic() - t0, 3)
@@ -89,6 +99,25 @@ def _read(path: Path, spec: Format, report: DataReport, chunk_rows: int, progres
     report.dropped_behaviors = dict(encoder.dropped.most_common())
     report.timestamp_unit = encoder.times.unit or spec.ts_unit
     return encoder
+
+
+def _check_unmapped(path: Path, report: DataReport) -> None:
+    """Warn about rows dropped for an unmapped behavior value; refuse too many of them."""
+    unmapped = report.malformed.get("unknown_behavior", 0)
+    if unmapped == 0:
+        return
+    share = unmapped / report.rows_read
+    counts = ", ".join(f"{value!r}: {n:,}" for value, n in report.unknown_behaviors.items())
+    summary = (
+        f"{path}: {unmapped:,} of {report.rows_read:,} rows ({share:.1%}) have a behavior "
+        f"value the mapping does not know ({counts})"
+    )
+    if share > MAX_UNMAPPED_SHARE and not report.allow_unmapped:
+        raise DataError(
+            f"{summary}; map them with --behavior-map VALUE=view|fav|cart|buy|drop, or pass "
+            f"--allow-unmapped (load_log(allow_unmapped=True)) if dropping them is intended"
+        )
+    log.warning("%s; dropped", summary)
 
 
 def _no_valid_rows(path: Path, spec: Format, report: DataReport) -> DataError:

@@ -28,6 +28,7 @@ class DataReport:
     malformed_examples: list[str] = field(default_factory=list)
     unknown_behaviors: dict[str, int] = field(default_factory=dict)
     dropped_behaviors: dict[str, int] = field(default_factory=dict)
+    allow_unmapped: bool = False  # unmapped behavior values were declared an intended drop
     valid_rows: int = 0
     timestamp_unit: str = ""
     cleaning: list[CleanStep] = field(default_factory=list)

@@ -9,11 +9,16 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 
+from model.errors import SeqcastError
 from model.net.config import HEAD_NAMES, Architecture, NetConfig
 
 Loss = Literal["sampled", "full"]
+
+
+class ConfigError(SeqcastError, ValueError):
+    """An unknown preset or a field value TrainConfig refuses, in one line naming each."""
 
 
 class TrainConfig(Architecture):
@@ -52,7 +57,8 @@ class TrainConfig(Architecture):
     n_negatives: int = 1024  # negatives shared by a batch, sampled item softmax
     category_loss: Loss = "sampled"  # docs/model.md: speed vs quality
     n_category_negatives: int = 256
-    device: str = "auto"  # "auto" (CUDA when present) | "cpu" | "cuda" | "cuda:N"
+    # "auto" (CUDA when present) | "cpu" | "cuda" | "cuda:N"
+    device: str = Field(default="auto", pattern=r"^(auto|cpu|cuda(:[0-9]+)?)$")
     # Early stopping, calibration and the surprise quantiles use a seeded sample of this
     # many validation points: each is a full-window forward, run every epoch, so scoring
     # all of a large log's points would cost several epochs' training.
@@ -60,10 +66,14 @@ class TrainConfig(Architecture):
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> TrainConfig:
-        """A preset with overrides (attribute or JSON names), validated and coerced."""
+        """A preset with overrides (attribute or JSON names), validated and coerced. Raises
+        ConfigError naming the preset or each refused field."""
         if name not in PRESETS:
-            raise ValueError(f"unknown preset {name!r}; presets: {', '.join(PRESETS)}")
-        return cls.model_validate({**PRESETS[name], **overrides})
+            raise ConfigError(f"unknown preset {name!r}; presets: {', '.join(PRESETS)}")
+        try:
+            return cls.model_validate({**PRESETS[name], **overrides})
+        except ValidationError as exc:
+            raise ConfigError(f"{cls.__name__}: {_one_line(exc)}") from None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (checkpoints, the manifest's extra), which `preset` reads back."""
@@ -86,6 +96,16 @@ class TrainConfig(Architecture):
             "item": self.item_weight,
         }
         return [weights[head] for head in HEAD_NAMES]
+
+
+def _one_line(exc: ValidationError) -> str:
+    """Each refused field with its value and pydantic's reason, on one line."""
+    parts = []
+    for error in exc.errors(include_url=False):
+        field = ".".join(str(part) for part in error["loc"])
+        reason = error["msg"].removeprefix("Value error, ")
+        parts.append(f"{field}={error['input']!r}: {reason}" if field else reason)
+    return "; ".join(parts)
 
 
 PRESETS: dict[str, dict[str, Any]] = {

@@ -12,8 +12,15 @@ import pytest
 import torch
 from torch import Tensor
 
-from model.artifact import MANIFEST, ONNX_INT8, OUTPUT_NAMES, ArtifactError, load_artifact
-from model.export import PARITY_TOLERANCE, ExportError, export
+from model.artifact import (
+    MANIFEST,
+    ONNX_INT8,
+    OUTPUT_NAMES,
+    Artifact,
+    ArtifactError,
+    load_artifact,
+)
+from model.export import PARITY_TOLERANCE, ExportError, publish, stage
 from model.features import Event
 from model.net.network import SeqNet
 from model.runtime import OnnxModel
@@ -23,6 +30,13 @@ from model.train import TrainConfig, TrainedModel, fit
 from model.train.checkpoint import CHECKPOINT
 
 TZ = 8 * 3600
+
+
+def export(
+    trained: TrainedModel, out: Path, windows: list[list[Event]], *, int8: bool = False
+) -> Artifact:
+    """An artifact without an evaluation: staged, then published."""
+    return publish(stage(trained, out, parity_windows=windows, int8=int8))
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +68,7 @@ def windows(shoppers: EventLog, split: TimeSplit) -> list[list[Event]]:
 def test_export_writes_a_loadable_artifact_that_matches_pytorch(
     trained: TrainedModel, windows: list[list[Event]], tmp_path: Path
 ) -> None:
-    artifact = export(trained, tmp_path / "a", parity_windows=windows)
+    artifact = export(trained, tmp_path / "a", windows)
     assert artifact.manifest.model_version.endswith(artifact.manifest.onnx_sha256[:8])
     assert re.fullmatch(r"\d{8}T\d{6}Z-[0-9a-f]{8}", artifact.manifest.model_version)
     assert artifact.manifest.parity_tolerance == PARITY_TOLERANCE
@@ -96,23 +110,39 @@ def test_parity_failure_raises_and_leaves_no_manifest(
     trained: TrainedModel, windows: list[list[Event]], tmp_path: Path
 ) -> None:
     out = tmp_path / "bad"
-    export(trained, out, parity_windows=windows)  # an earlier, good export in the same place
+    export(trained, out, windows)  # an earlier, good export in the same place
     assert (out / MANIFEST).is_file()
     broken = _TracedBranch(trained.net.cfg)
     broken.load_state_dict(trained.net.state_dict())
     bad = TrainedModel(**{**trained.__dict__, "net": broken})
     with pytest.raises(ExportError, match="parity failed"):
-        export(bad, out, parity_windows=[w for w in windows if len(w) > 3])
+        export(bad, out, [w for w in windows if len(w) > 3])
     assert not (out / MANIFEST).exists()
 
 
 def test_int8_sibling(trained: TrainedModel, windows: list[list[Event]], tmp_path: Path) -> None:
-    artifact = export(trained, tmp_path / "q", parity_windows=windows, int8=True)
+    artifact = export(trained, tmp_path / "q", windows, int8=True)
     assert artifact.manifest.has_int8 and (tmp_path / "q" / ONNX_INT8).is_file()
     errors = artifact.manifest.extra["int8_max_error"]
     assert set(errors) == set(OUTPUT_NAMES)
     out = OnnxModel(artifact, int8=True).score(windows)
     np.testing.assert_allclose(out["behavior_probs"].sum(axis=1), 1.0, rtol=1e-4)
+
+
+def test_the_int8_model_is_verified_by_its_own_checksum(
+    trained: TrainedModel, windows: list[list[Event]], tmp_path: Path
+) -> None:
+    out = tmp_path / "q"
+    export(trained, out, windows[:4], int8=True)
+    assert OnnxModel(load_artifact(out, int8=True), int8=True).path == out / ONNX_INT8
+    (out / ONNX_INT8).write_bytes((out / ONNX_INT8).read_bytes() + b"\0")
+    load_artifact(out)  # the float32 model is still whole
+    with pytest.raises(ArtifactError, match="model.int8.onnx does not match its checksum"):
+        load_artifact(out, int8=True)
+    float_only = tmp_path / "f"
+    export(trained, float_only, windows[:4])
+    with pytest.raises(ArtifactError, match="lists no model.int8.onnx.*--int8"):
+        load_artifact(float_only, int8=True)
 
 
 @pytest.mark.slow
@@ -121,7 +151,7 @@ def test_gru_encoder_exports_with_parity(
 ) -> None:
     cfg = TrainConfig.preset("tiny", encoder="gru", max_epochs=1)
     gru = fit(cfg, shoppers, split, tz_offset_seconds=TZ, progress=False)
-    artifact = export(gru, tmp_path / "gru", parity_windows=windows)
+    artifact = export(gru, tmp_path / "gru", windows)
     manifest = json.loads((tmp_path / "gru" / MANIFEST).read_text())
     assert manifest["extra"]["net"]["encoder"] == "gru"
     assert OnnxModel(artifact).score(windows[:3])["return_prob"].shape == (3,)
@@ -142,7 +172,7 @@ def test_a_bad_manifest_is_an_artifact_error(
     message: str,
 ) -> None:
     out = tmp_path / "a"
-    export(trained, out, parity_windows=windows[:4])
+    export(trained, out, windows[:4])
     manifest = json.loads((out / MANIFEST).read_text())
     (out / MANIFEST).write_text(json.dumps({**manifest, **change}))
     with pytest.raises(ArtifactError, match=message):
@@ -175,5 +205,5 @@ def test_parity_on_taobao_windows(tmp_path: Path) -> None:
     before_test, points = validation_points(events, split, cfg.window_len, 1, 1)
     pick = np.linspace(0, len(points) - 1, 32).astype(int)
     windows = [before_test.events(int(points.start[k]), int(points.last[k]) + 1) for k in pick]
-    artifact = export(trained, tmp_path / "taobao", parity_windows=windows)
+    artifact = export(trained, tmp_path / "taobao", windows)
     assert max(artifact.manifest.extra["parity_max_error"].values()) <= PARITY_TOLERANCE

@@ -17,6 +17,7 @@ from model.synth import generate
 from model.train import TrainConfig, TrainedModel, fit
 from model.train.batches import Indexed, length_batches, training_windows
 from model.train.checkpoint import CHECKPOINT, load_checkpoint
+from model.train.config import ConfigError
 from model.train.vocab import build_vocab
 
 TZ = 8 * 3600
@@ -52,8 +53,20 @@ def test_presets_and_overrides() -> None:
         TrainConfig(window_len=1)
     with pytest.raises(ValueError, match="multiple of n_heads"):
         TrainConfig(d_model=30, n_heads=4)
+    with pytest.raises(ConfigError, match=r"^TrainConfig: device='tpu': .*auto\|cpu"):
+        TrainConfig.preset("tiny", device="tpu")
     net = TrainConfig.preset("tiny", encoder="gru", copy=False).net_config(50, 12, 19)
     assert (net.encoder, net.copy_heads, net.d_model, net.dropout) == ("gru", False, 32, 0.1)
+
+
+def test_a_refused_preset_names_every_bad_field_on_one_line() -> None:
+    with pytest.raises(ConfigError) as refused:
+        TrainConfig.preset("tiny", max_val_points="abc", lr="x", nosuch="1")
+    message = str(refused.value)
+    assert "\n" not in message
+    assert message.startswith("TrainConfig: ")
+    for part in ("max_val_points='abc': ", "lr='x': ", "nosuch='1': Extra inputs"):
+        assert part in message
 
 
 @pytest.mark.parametrize(
@@ -74,7 +87,7 @@ def test_cli_set_refuses_unknown_fields_and_bad_values(pair: str) -> None:
     args = build_parser().parse_args(
         ["train", "--data", "x.csv", "--out", "a", "--preset", "tiny", "--set", pair]
     )
-    with pytest.raises(SystemExit, match=pair.partition("=")[0]):
+    with pytest.raises(ConfigError, match=pair.partition("=")[0]):
         _train_config(args)
 
 
