@@ -42,16 +42,17 @@ def test_forget_dead_workers_drops_only_the_exited_processes_gauges(tmp_path: Pa
 
 
 @pytest.mark.slow
-def test_a_killed_workers_gauges_vanish_when_uvicorn_replaces_it(
+def test_a_killed_workers_gauges_vanish_from_the_metrics_port_when_uvicorn_replaces_it(
     demo_artifact: Path, tmp_path: Path,
     metric_value: Callable[..., Any], wait_until: Callable[..., Any],
 ) -> None:
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     metrics_dir = tmp_path / "metrics"
     metrics_dir.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEQCAST_")}
     env |= {"SEQCAST_DATA_DIR": str(tmp_path / "var"), "SEQCAST_RELOAD_POLL_SECONDS": "0",
-            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+            "SEQCAST_METRICS_PORT": str(metrics_port)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "model.dispatch", "serve", "--artifact", str(demo_artifact),
          "--port", str(port), "--workers", "2"],
@@ -62,7 +63,7 @@ def test_a_killed_workers_gauges_vanish_when_uvicorn_replaces_it(
     def two_workers_ready() -> bool:
         assert proc.poll() is None, "seqcast serve exited"
         try:
-            text = httpx.get(url + "/metrics").text
+            text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
         except httpx.TransportError:
             return False
         return len(live_gauge_pids(metrics_dir)) == 2 and metric_value(
@@ -70,6 +71,7 @@ def test_a_killed_workers_gauges_vanish_when_uvicorn_replaces_it(
 
     try:
         wait_until(two_workers_ready, timeout=90)
+        assert httpx.get(url + "/metrics").status_code == 404, "metrics only on their port"
         killed = min(live_gauge_pids(metrics_dir))
         os.kill(killed, signal.SIGKILL)
         wait_until(lambda: killed not in live_gauge_pids(metrics_dir), timeout=15)
