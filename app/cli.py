@@ -1,9 +1,11 @@
 """`seqcast serve`: the service's command line (`model.dispatch` routes `serve` here).
 
-With no --artifact it serves artifacts/demo, trained first when absent by the trainer's
-`seqcast train-demo` in a child process: the service never imports the trainer, so PyTorch
-is never loaded into it, and an install without the trainer's dependencies fails with one
-line that says what to do. The child writes its progress to the same terminal.
+The artifact is --artifact, else SEQCAST_ARTIFACT_DIR, else artifacts/demo. Only the demo
+default is trained when absent, by the trainer's `seqcast train-demo` in a child process:
+the service never imports the trainer, so PyTorch is never loaded into it, and an install
+without the trainer's dependencies fails with one line that says what to do. The child
+writes its progress to the same terminal. An artifact directory that is named (flag or
+variable) is served as it is: the service waits for a model to appear there.
 """
 
 from __future__ import annotations
@@ -17,10 +19,9 @@ from pathlib import Path
 
 from app.logs import configure_logging
 from app.serve import serve
+from app.settings import DEMO_ARTIFACT, load_settings
 from model.artifact import MANIFEST
 from model.errors import SeqcastError
-
-DEMO_ARTIFACT = Path("artifacts/demo")
 
 log = logging.getLogger("seqcast")
 
@@ -33,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--artifact",
         type=Path,
-        help=f"artifact directory (default: {DEMO_ARTIFACT}, trained on synthetic data if absent)",
+        help=f"artifact directory (default: SEQCAST_ARTIFACT_DIR, else {DEMO_ARTIFACT}, "
+        "trained on synthetic data if absent)",
     )
     p.add_argument(
         "--redis-url",
@@ -61,8 +63,11 @@ def train_demo(artifact: Path) -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging("INFO")
-    artifact = args.artifact
     try:
+        settings = load_settings()  # a refused configuration stops before any training
+        artifact = args.artifact
+        if artifact is None and "artifact_dir" in settings.model_fields_set:
+            artifact = settings.artifact_dir
         if artifact is None:
             artifact = DEMO_ARTIFACT
             if not (artifact / MANIFEST).is_file() and not train_demo(artifact):

@@ -4,20 +4,41 @@ With no Redis URL the service starts its own redis-server: the binary that the `
 wheel ships, else one on PATH. It listens on a free localhost port, persists to an
 append-only file in the data directory, is restarted by `supervise()` if it dies, and is
 stopped at shutdown. The supervisor is a thread, not an asyncio task, so that the same one
-serves the app's lifespan and the multi-worker parent process, which has no event loop.
+serves the app's lifespan and `seqcast serve`'s parent process, which has no event loop.
+
+The server never outlives its owner: on Linux the kernel sends it SIGTERM when the thread that
+started it dies (PR_SET_PDEATHSIG), kill -9 of the owner included, and SIGTERM makes it
+flush the append-only file before it exits. A lock file in the data directory, held while
+the owner lives, refuses a second owner of the same append-only file; the server's pid file
+there lets a new owner stop a server left over by one that died where the kernel could not
+help (another OS), before starting its own on the same file.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import threading
 import time
 from pathlib import Path
+from typing import IO
+
+from app.processes import die_with_parent, running
+from model.errors import SeqcastError
 
 log = logging.getLogger(__name__)
+
+LOCK_FILE = "seqcast.lock"
+PID_FILE = "redis-server.pid"
+
+
+class DataDirInUse(SeqcastError):
+    """Another live process already runs the embedded redis-server of this data directory."""
 
 
 class RedisServerNotFound(RuntimeError):
@@ -66,15 +87,15 @@ class EmbeddedRedis:
         self.process: subprocess.Popen[bytes] | None = None
         self._supervisor: threading.Thread | None = None
         self._stop_supervising = threading.Event()
+        self._lock: IO[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self, timeout: float = 10.0) -> None:
-        """Start the server and wait until it accepts connections."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        args = [
+    def command(self) -> list[str]:
+        """The redis-server command line of this data directory and port."""
+        return [
             str(self.binary),
             "--port", str(self.port),
             "--bind", "127.0.0.1",
@@ -86,11 +107,22 @@ class EmbeddedRedis:
             "--daemonize", "no",
             "--loglevel", "warning",
         ]
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Start the server and wait until it accepts connections. The first start claims the
+        data directory (DataDirInUse when another process holds it) and stops a server left
+        over there."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self._lock is None:
+            self._claim_data_dir()
+            self._stop_leftover()
         log_file = (self.data_dir / "redis.log").open("ab")
         self.process = subprocess.Popen(
-            args, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            self.command(), stdout=log_file, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, preexec_fn=die_with_parent(),
         )
         log_file.close()
+        (self.data_dir / PID_FILE).write_text(f"{self.process.pid}\n")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -105,6 +137,50 @@ class EmbeddedRedis:
             time.sleep(0.02)
         self._terminate(timeout=5.0)
         raise RuntimeError(f"redis-server did not answer on port {self.port} in {timeout}s")
+
+    def _claim_data_dir(self) -> None:
+        lock = (self.data_dir / LOCK_FILE).open("ab")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            raise DataDirInUse(
+                f"{self.data_dir} is in use by another seqcast process (it holds "
+                f"{self.data_dir / LOCK_FILE}): stop it, or give this one its own "
+                "SEQCAST_DATA_DIR"
+            ) from None
+        self._lock = lock
+
+    def _stop_leftover(self) -> None:
+        """SIGTERM (then SIGKILL) the server of a previous owner, named by the pid file, when
+        it still runs on this data directory."""
+        try:
+            pid = int((self.data_dir / PID_FILE).read_text())
+        except (OSError, ValueError):
+            return
+        if not running(pid) or not self._serves_data_dir(pid):
+            return
+        log.warning("stopping redis-server pid %d, left running on %s by a seqcast process "
+                    "that did not shut down", pid, self.data_dir)
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10.0
+        while running(pid):
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                deadline = float("inf")
+            time.sleep(0.02)
+
+    def _serves_data_dir(self, pid: int) -> bool:
+        """Whether `pid` is a redis-server working in this data directory (redis-server
+        changes into its --dir, and rewrites its command line, so the cwd is what tells)."""
+        try:
+            cwd = Path(os.readlink(f"/proc/{pid}/cwd"))
+            exe = Path(os.readlink(f"/proc/{pid}/exe")).name
+        except FileNotFoundError:
+            return True  # no procfs: the pid file, written only here, is all there is
+        except OSError:
+            return False
+        return exe.startswith("redis-server") and cwd == self.data_dir.resolve()
 
     def _answers_ping(self) -> bool:
         try:
@@ -126,12 +202,16 @@ class EmbeddedRedis:
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop supervising, then stop the server gracefully (SIGTERM flushes the append-only
-        file), killing it after `timeout`."""
+        file), killing it after `timeout`; then release the data directory."""
         if self._supervisor is not None:
             self._stop_supervising.set()
             self._supervisor.join()
             self._supervisor = None
         self._terminate(timeout)
+        if self._lock is not None:
+            (self.data_dir / PID_FILE).unlink(missing_ok=True)
+            self._lock.close()
+            self._lock = None
 
     def _terminate(self, timeout: float) -> None:
         if self.process is None:

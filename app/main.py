@@ -21,11 +21,12 @@ from app.errors import ServiceError
 from app.fastpath import PredictionFastPath, find_prediction_route
 from app.inference.predictor import Predictor
 from app.logs import configure_logging
-from app.metrics import Metrics
+from app.metrics import Metrics, multiprocess_dir, serve_metrics
 from app.middleware import AccessMiddleware, BodyLimitMiddleware
 from app.responses import error_json, error_response, invalid_json
 from app.routes import events, health, modelcard, predict, users
-from app.settings import Settings
+from app.routes.apidocs import OPENAPI_URL, keyed_docs_router
+from app.settings import Settings, load_settings
 from app.store.redis_store import RedisWindowStore
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,8 @@ def _lifespan(
     settings: Settings, metrics: Metrics
 ) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
     """What the service opens at start-up and closes at shutdown: the window store (and the
-    embedded redis-server when no URL is set), the predictor and its reload watcher."""
+    embedded redis-server when no URL is set), the predictor and its reload watcher, and the
+    metrics port of a single process (`app.serve` serves it over several workers)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -139,9 +141,15 @@ def _lifespan(
                 predictor.watch(settings.reload_poll_seconds), name="seqcast-reload"
             ))
         app.state.services = Services(settings, metrics, store, predictor, embedded)
+        stop_metrics = None
+        if settings.metrics_port is not None and multiprocess_dir() is None:
+            stop_metrics = serve_metrics(metrics.registry, settings.metrics_host,
+                                         settings.metrics_port)
         try:
             yield
         finally:
+            if stop_metrics is not None:
+                stop_metrics()
             for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -159,17 +167,25 @@ def create_app(
 ) -> FastAPI:
     """The service. Nothing is opened here: the model, Redis (embedded or not) and the
     background tasks start in `lifespan` and stop with it."""
-    settings = settings or Settings()
+    settings = settings or load_settings()
     metrics = Metrics(registry)
+    docs_open = settings.docs_access == "open"
     app = FastAPI(
         title="seqcast",
         version="1",
         summary="Real-time next-behavior prediction for e-commerce shoppers.",
         lifespan=_lifespan(settings, metrics),
+        openapi_url=OPENAPI_URL if docs_open else None,
+        docs_url="/docs" if docs_open else None,
+        redoc_url="/redoc" if docs_open else None,
     )
     for router in (events.router, users.router, predict.router, modelcard.router,
                    modelcard.admin, health.router):
         app.include_router(router)
+    if settings.metrics_port is None:
+        app.include_router(health.metrics_router)
+    if settings.docs_access == "key":
+        app.include_router(keyed_docs_router(app))
     _install_handlers(app, metrics)
     app.add_middleware(PredictionFastPath, route=find_prediction_route(users.router.routes))
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

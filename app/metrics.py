@@ -2,12 +2,18 @@
 
 Each `create_app` gets its own `Metrics` (tests pass a fresh `CollectorRegistry`). With
 `PROMETHEUS_MULTIPROC_DIR` set (several uvicorn workers) the values go to that directory
-and `/metrics` aggregates every worker through `MultiProcessCollector`.
+and `/metrics` aggregates every worker through `MultiProcessCollector`. The `live*` gauges
+of a worker that exited are removed from that directory by `forget_dead_workers`, which
+`seqcast serve`'s parent runs: a gauge such as `seqcast_model_ready` describes the workers
+that serve now.
 """
 
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Callable
+from pathlib import Path
 from typing import Literal
 
 from prometheus_client import (
@@ -18,7 +24,10 @@ from prometheus_client import (
     Histogram,
     generate_latest,
     multiprocess,
+    start_http_server,
 )
+
+from app.processes import running
 
 LATENCY_BUCKETS = (
     0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
@@ -29,9 +38,42 @@ PROBABILITY_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 21))
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics", "multiprocess_dir"]
 
+# prometheus_client's file of one process's gauges of a `live*` mode: gauge_livemin_<pid>.db
+_LIVE_GAUGE_FILE = re.compile(r"gauge_live[a-z]+_([0-9]+)\.db")
+
 
 def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+def multiprocess_registry(directory: str) -> CollectorRegistry:
+    """A registry that reads every process's values in `directory`."""
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=directory)
+    return registry
+
+
+def forget_dead_workers(directory: str) -> list[int]:
+    """`mark_process_dead` for each process whose live gauges are in `directory` but that no
+    longer runs; the pids it forgot."""
+    pids = {int(m.group(1)) for p in Path(directory).iterdir()
+            if (m := _LIVE_GAUGE_FILE.fullmatch(p.name))}
+    dead = sorted(pid for pid in pids if not running(pid))
+    for pid in dead:
+        multiprocess.mark_process_dead(pid, directory)
+    return dead
+
+
+def serve_metrics(registry: CollectorRegistry, host: str, port: int) -> Callable[[], None]:
+    """Serve `registry` at http://host:port/metrics from a thread; returns its stop."""
+    server, thread = start_http_server(port, addr=host, registry=registry)
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+    return stop
 
 
 class Metrics:
@@ -111,8 +153,7 @@ class Metrics:
 
     def exposition(self) -> bytes:
         """The text format for /metrics: every worker's values in multiprocess mode."""
-        if multiprocess_dir() is not None:
-            registry = CollectorRegistry()
-            multiprocess.MultiProcessCollector(registry)
-            return generate_latest(registry)
+        directory = multiprocess_dir()
+        if directory is not None:
+            return generate_latest(multiprocess_registry(directory))
         return generate_latest(self.registry)

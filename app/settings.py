@@ -1,7 +1,9 @@
 """Service settings: one `Settings`, read from `SEQCAST_*` environment variables.
 
 Development is open by default (no API keys, embedded Redis); production refuses to start
-without API keys or with the default admin key.
+without API keys or with the default admin key. A refused configuration is reported by
+`load_settings` in one line that names the variable of each broken rule, never its value:
+pydantic's own message would echo every input, API keys included.
 """
 
 from __future__ import annotations
@@ -10,21 +12,32 @@ import logging
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from model.errors import SeqcastError
 from model.features import FeatureSpec
 
 log = logging.getLogger(__name__)
 
+ENV_PREFIX = "SEQCAST_"
 DEFAULT_ADMIN_KEY = "dev-admin-key"
 API_KEY_HEADER = "X-API-Key"
+DEMO_ARTIFACT = Path("artifacts/demo")
+
+DocsAccess = Literal["open", "key", "off"]
+
+
+class InvalidSettings(SeqcastError):
+    """The SEQCAST_* environment breaks a rule; the message names each variable."""
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SEQCAST_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="ignore", frozen=True, hide_input_in_errors=True
+    )
 
-    artifact_dir: Path = Path("artifacts/demo")
+    artifact_dir: Path = DEMO_ARTIFACT
     redis_url: SecretStr | None = Field(
         default=None, description="redis:// or rediss:// URL (password allowed); None = embedded"
     )
@@ -74,6 +87,19 @@ class Settings(BaseSettings):
         default=1000, gt=0, description="event ids remembered per user for de-duplication"
     )
     redis_timeout_seconds: float = Field(default=1.0, gt=0)
+    metrics_key: SecretStr | None = Field(
+        default=None, description="when set, /metrics answers only with this key, in X-API-Key "
+        "or `Authorization: Bearer`; None = open"
+    )
+    metrics_port: int | None = Field(
+        default=None, gt=0, lt=65536,
+        description="serve /metrics on this port (on metrics_host) instead of the API's port",
+    )
+    metrics_host: str = Field(default="127.0.0.1", description="the address of metrics_port")
+    docs: DocsAccess | None = Field(
+        default=None, description="/docs, /redoc, /openapi.json: open, key (an API key in "
+        "X-API-Key) or off; None = open in development, key in production",
+    )
 
     @field_validator("api_keys", mode="before")
     @classmethod
@@ -106,3 +132,24 @@ class Settings(BaseSettings):
     @property
     def auth_enabled(self) -> bool:
         return bool(self.api_keys) or self.env == "production"
+
+    @property
+    def docs_access(self) -> DocsAccess:
+        if self.docs is not None:
+            return self.docs
+        return "key" if self.env == "production" else "open"
+
+
+def load_settings() -> Settings:
+    """The settings of this environment; InvalidSettings names each broken rule and its
+    variable, without the values."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        rules = []
+        for error in exc.errors(include_input=False, include_url=False):
+            message = error["msg"].removeprefix("Value error, ")
+            if error["loc"]:  # a field's own rule; a cross-field rule names its variables
+                message = f"{ENV_PREFIX}{str(error['loc'][0]).upper()}: {message}"
+            rules.append(message)
+        raise InvalidSettings("invalid configuration: " + "; ".join(rules)) from None

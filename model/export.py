@@ -16,7 +16,7 @@ import logging
 import warnings
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -148,7 +148,7 @@ def stage(
     if int8:
         _quantize(out)
     sha = sha256_of(out / ONNX)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     manifest = Manifest(
         model_version=f"{now:%Y%m%dT%H%M%SZ}-{sha[:8]}",
         trained_at=now.isoformat(timespec="seconds"),

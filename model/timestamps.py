@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import numpy as np
 
@@ -72,7 +72,7 @@ def parse_timestamp(value: object, unit: str = "s") -> float:
             raise ValueError(KIND_MESSAGE)
         seconds = parsed
     elif isinstance(value, datetime):
-        aware = value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
         seconds = aware.timestamp()
     else:
         raise ValueError(KIND_MESSAGE)

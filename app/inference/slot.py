@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -105,4 +105,4 @@ def load_model(
         raise
     except Exception as exc:  # a model that fails to run is refused, whatever the error
         raise _rejected(artifact_dir, "the model fails on check windows", exc) from exc
-    return LoadedModel(model, signature, datetime.now(timezone.utc))
+    return LoadedModel(model, signature, datetime.now(UTC))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from fastapi import APIRouter, Query
 
@@ -51,7 +51,7 @@ def _validate_limits(events: list[EventIn], settings: SettingsDep, now: float) -
             raise InvalidRequest(
                 f"events.{i}.timestamp",
                 f"at most {settings.max_clock_skew_seconds:g} s ahead of the server clock "
-                f"({datetime.fromtimestamp(now, timezone.utc).isoformat(timespec='seconds')})",
+                f"({datetime.fromtimestamp(now, UTC).isoformat(timespec='seconds')})",
             )
 
 

@@ -1,14 +1,41 @@
-"""Probes and metrics (no API key: scraped by the platform)."""
+"""Probes (no API key: called by the platform) and metrics.
+
+/metrics is open unless SEQCAST_METRICS_KEY is set; then it takes that key in X-API-Key or
+as a bearer token (what Prometheus' `authorization` scrape setting sends). `app.main`
+leaves it out when the metrics have a port of their own (SEQCAST_METRICS_PORT).
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+import hmac
+from typing import Annotated
 
-from app.deps import MetricsDep, PredictorDep, StoreDep
+from fastapi import APIRouter, Depends, Header, Response
+
+from app.deps import ApiKeyHeader, MetricsDep, PredictorDep, SettingsDep, StoreDep
+from app.errors import Unauthorized
 from app.metrics import CONTENT_TYPE_LATEST
 from app.schemas import ReadyOut
+from app.settings import API_KEY_HEADER
 
 router = APIRouter(tags=["health"])
+
+
+async def require_metrics_key(
+    settings: SettingsDep, key: ApiKeyHeader,
+    authorization: Annotated[str | None, Header()] = None,
+) -> None:
+    if settings.metrics_key is None:
+        return
+    secret = settings.metrics_key.get_secret_value().encode()
+    scheme, _, token = (authorization or "").partition(" ")
+    given = [key, token if scheme.lower() == "bearer" else None]
+    if any(g is not None and hmac.compare_digest(g.encode(), secret) for g in given):
+        return
+    raise Unauthorized(f"/metrics: {API_KEY_HEADER} or a bearer token must hold the metrics key")
+
+
+metrics_router = APIRouter(tags=["health"], dependencies=[Depends(require_metrics_key)])
 
 
 @router.get("/healthz", summary="Liveness: the process answers")
@@ -29,6 +56,6 @@ async def readyz(store: StoreDep, predictor: PredictorDep, response: Response) -
     return out
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+@metrics_router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 async def metrics(metrics: MetricsDep) -> Response:
     return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

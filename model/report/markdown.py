@@ -4,7 +4,7 @@ and the data report."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from model.features import BEHAVIOR_NAMES
@@ -71,7 +71,7 @@ def _when(ts: Any) -> str:
     v = number(ts)
     if v is None:
         return "—"
-    return datetime.fromtimestamp(v, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return datetime.fromtimestamp(v, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _protocol_md(evaluation: Mapping[str, Any]) -> list[str]:

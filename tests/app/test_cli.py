@@ -4,6 +4,7 @@ with no artifact it says in one line what to install, instead of a traceback."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -72,3 +73,36 @@ def test_serve_without_an_artifact_or_the_trainer_says_what_to_install(tmp_path:
     last = done.stderr.strip().splitlines()[-1]
     assert "pip install -e '.[train]'" in last and "--artifact" in last
     assert not (tmp_path / "artifacts" / "demo" / "manifest.json").exists()
+
+
+def test_serve_takes_its_artifact_from_seqcast_artifact_dir(
+    demo_artifact: Path, redis_url: str, tmp_path: Path, wait_until: Callable[..., Any]
+) -> None:
+    """As in the service image: no --artifact, SEQCAST_ARTIFACT_DIR set, no trainer."""
+    port = free_port()
+    env = without_trainer(tmp_path) | {"SEQCAST_RELOAD_POLL_SECONDS": "0",
+                                       "SEQCAST_ARTIFACT_DIR": str(demo_artifact)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "model.dispatch", "serve", "--redis-url", redis_url,
+         "--port", str(port)],
+        env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        assert proc.poll() is None, "seqcast serve exited"
+        try:
+            return httpx.get(url + "/readyz").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    try:
+        wait_until(ready, timeout=60)
+        served = httpx.get(url + "/v1/model").json()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 0, stderr.decode()[-2000:]
+    manifest = json.loads((demo_artifact / "manifest.json").read_text())
+    assert served["model_version"] == manifest["model_version"]
+    assert not (tmp_path / "artifacts").exists(), "no demo training"

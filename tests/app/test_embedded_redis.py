@@ -26,6 +26,9 @@ def test_embedded_redis_is_started_supervised_and_persistent(
         assert c.post("/v1/events", json=events("e", 4)).status_code == 200
         embedded = c.app.state.services.embedded_redis  # type: ignore[attr-defined]
         pid = embedded.process.pid
+        # appendfsync everysec may hold a write back while a background fsync runs (up to
+        # 2 s), and SIGKILL loses what it held: crash only once the events are in the file.
+        wait_until(lambda: b"ZADD" in b"".join(f.read_bytes() for f in data.rglob("*.aof")))
         embedded.kill()
         wait_until(lambda: c.get("/readyz").status_code == 200 and embedded.process.pid != pid)
         assert c.get("/v1/users/e/prediction").json()["window_length"] == 4
