@@ -59,6 +59,12 @@ class Settings(BaseSettings):
         default=1000, gt=0, description="event ids remembered per user for de-duplication"
     )
     redis_timeout_seconds: float = Field(default=1.0, gt=0)
+    erasure_rewrite_seconds: float = Field(
+        default=60.0, ge=0,
+        description="longest wait from an erasure to the rewrite of the Redis append-only "
+        "file that drops the user's events (at most one rewrite per node this often); "
+        "0 = never (the operator rewrites)",
+    )
 
     @field_validator("api_keys", mode="before")
     @classmethod
