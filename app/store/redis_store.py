@@ -125,6 +125,11 @@ class RedisWindowStore:
                     self._client = await connect(self._url, timeout_seconds=self._timeout_seconds)
                     # An erasure whose rewrite a crash cut short is covered by this one.
                     self._rewrites.request(self._nodes(self._client))
+        if isinstance(self._client, RedisCluster):
+            # redis-py drops its map of the cluster on CLUSTERDOWN (a node restarting), and
+            # until it reloads it routes the next keyed command to any node, which may be
+            # that one: reload it first (a no-op while the map is loaded).
+            await self._client.initialize()
         return self._client
 
     @property
