@@ -132,10 +132,6 @@ class RedisWindowStore:
             await self._client.initialize()
         return self._client
 
-    @property
-    def cluster(self) -> bool:
-        return isinstance(self._client, RedisCluster)
-
     @staticmethod
     def _nodes(client: AnyRedis, key: str | None = None) -> list[str]:
         """Names of the servers that hold `key` (every window without one): "" for a
