@@ -122,6 +122,7 @@ def _lifespan(
             seen_capacity=settings.seen_ids_per_user,
             metrics=metrics,
             timeout_seconds=settings.redis_timeout_seconds,
+            erasure_rewrite_seconds=settings.erasure_rewrite_seconds,
         )
         predictor = Predictor(
             settings.artifact_dir,

@@ -100,6 +100,12 @@ class Settings(BaseSettings):
         default=None, description="/docs, /redoc, /openapi.json: open, key (an API key in "
         "X-API-Key) or off; None = open in development, key in production",
     )
+    erasure_rewrite_seconds: float = Field(
+        default=60.0, ge=0,
+        description="longest wait from an erasure to the rewrite of the Redis append-only "
+        "file that drops the user's events (at most one rewrite per node this often); "
+        "0 = never (the operator rewrites)",
+    )
 
     @field_validator("api_keys", mode="before")
     @classmethod

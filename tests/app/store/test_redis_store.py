@@ -39,7 +39,7 @@ def ev(event_id: str, ts: float, item: str = "i", behavior: int = 0) -> StoredEv
 async def store(redis_url: str, key_prefix: str) -> AsyncIterator[RedisWindowStore]:
     s = RedisWindowStore(
         redis_url, prefix=key_prefix, ttl_seconds=3600, seen_capacity=50,
-        metrics=Metrics(CollectorRegistry()),
+        metrics=Metrics(CollectorRegistry()), erasure_rewrite_seconds=0,
     )
     yield s
     await s.close()
@@ -79,8 +79,8 @@ async def test_windows_expire_with_the_ttl_and_unknown_users_read_empty(
 ) -> None:
     await store.append({"u": [ev("a", 1)]}, window_len=5)
     assert 3590 < await store.ttl("u") <= 3600
-    assert await store.client.ttl(seen_key(store.prefix, "u")) > 3590
-    await store.client.expire(window_key(store.prefix, "u"), 0)
+    assert await (await store.client()).ttl(seen_key(store.prefix, "u")) > 3590
+    await (await store.client()).expire(window_key(store.prefix, "u"), 0)
     assert await store.read(["u", "nobody"]) == [[], []]
 
 
@@ -88,7 +88,7 @@ async def test_delete_erases_window_and_seen_ids(store: RedisWindowStore) -> Non
     await store.append({"u": [ev("a", 1)]}, window_len=5)
     assert await store.delete("u") is True
     assert await store.delete("u") is False
-    assert await store.client.exists(seen_key(store.prefix, "u")) == 0
+    assert await (await store.client()).exists(seen_key(store.prefix, "u")) == 0
     # After erasure the same event id is new again.
     assert (await store.append({"u": [ev("a", 1)]}, window_len=5))["u"].added == 1
 
@@ -108,6 +108,7 @@ async def test_unreachable_redis_raises_store_unavailable_without_the_password()
     store = RedisWindowStore(
         f"redis://:hunter2@127.0.0.1:{free_port()}/0", prefix="p", ttl_seconds=60,
         seen_capacity=10, metrics=Metrics(CollectorRegistry()), timeout_seconds=0.2,
+        erasure_rewrite_seconds=0,
     )
     with pytest.raises(StoreUnavailable) as info:
         await store.read(["u"])
