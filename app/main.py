@@ -96,6 +96,30 @@ def _install_handlers(app: FastAPI, metrics: Metrics) -> None:
                           headers={"Connection": "close"})
 
 
+def _store(settings: Settings, metrics: Metrics, url: str) -> RedisWindowStore:
+    return RedisWindowStore(
+        url,
+        prefix=settings.redis_key_prefix,
+        ttl_seconds=settings.window_ttl_seconds,
+        seen_capacity=settings.seen_ids_per_user,
+        metrics=metrics,
+        timeout_seconds=settings.redis_timeout_seconds,
+        erasure_rewrite_seconds=settings.erasure_rewrite_seconds,
+    )
+
+
+def _predictor(settings: Settings, metrics: Metrics) -> Predictor:
+    return Predictor(
+        settings.artifact_dir,
+        metrics=metrics,
+        batch_wait_ms=settings.batch_wait_ms,
+        max_batch=settings.max_model_batch,
+        model_threads=settings.model_threads,
+        inline_rows=settings.inline_rows,
+        int8=settings.int8,
+    )
+
+
 def _lifespan(
     settings: Settings, metrics: Metrics
 ) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
@@ -115,24 +139,8 @@ def _lifespan(
             url = embedded.url
         else:
             url = settings.redis_url.get_secret_value()
-        store = RedisWindowStore(
-            url,
-            prefix=settings.redis_key_prefix,
-            ttl_seconds=settings.window_ttl_seconds,
-            seen_capacity=settings.seen_ids_per_user,
-            metrics=metrics,
-            timeout_seconds=settings.redis_timeout_seconds,
-            erasure_rewrite_seconds=settings.erasure_rewrite_seconds,
-        )
-        predictor = Predictor(
-            settings.artifact_dir,
-            metrics=metrics,
-            batch_wait_ms=settings.batch_wait_ms,
-            max_batch=settings.max_model_batch,
-            model_threads=settings.model_threads,
-            inline_rows=settings.inline_rows,
-            int8=settings.int8,
-        )
+        store = _store(settings, metrics, url)
+        predictor = _predictor(settings, metrics)
         await predictor.start()
         if not await store.ping():
             log.error("the window store at %s does not answer; serving 503 until it does",

@@ -124,6 +124,32 @@ def _quantize(out: Path) -> None:
     quantize_dynamic(str(out / ONNX), str(out / ONNX_INT8), weight_type=QuantType.QInt8)
 
 
+def _manifest(trained: TrainedModel, out: Path, int8: bool) -> Manifest:
+    """The staged files' manifest, before the evaluation's metrics and the parity figures."""
+    sha = sha256_of(out / ONNX)
+    now = datetime.now(UTC)
+    return Manifest(
+        model_version=f"{now:%Y%m%dT%H%M%SZ}-{sha[:8]}",
+        trained_at=now.isoformat(timespec="seconds"),
+        features=trained.spec,
+        horizon_seconds=trained.cfg.horizon_seconds,
+        return_gap_seconds=trained.cfg.return_gap_seconds,
+        priors=trained.priors,
+        surprise_quantiles=list(trained.surprise_quantiles),
+        calibration=trained.calibration.manifest_entry(),
+        metrics={},  # the evaluation's, filled in by `model.pipeline.train_artifact`
+        parity_tolerance=PARITY_TOLERANCE,
+        onnx_sha256=sha,
+        has_int8=int8,
+        onnx_int8_sha256=sha256_of(out / ONNX_INT8) if int8 else None,
+        extra={
+            "net": trained.net.cfg.model_dump(by_alias=True),
+            "train_config": trained.cfg.to_dict(),
+            "train_stats": trained.stats,
+        },
+    )
+
+
 def stage(
     trained: TrainedModel,
     out: Path,
@@ -147,28 +173,7 @@ def stage(
     trained.save_checkpoint(out / CHECKPOINT)
     if int8:
         _quantize(out)
-    sha = sha256_of(out / ONNX)
-    now = datetime.now(UTC)
-    manifest = Manifest(
-        model_version=f"{now:%Y%m%dT%H%M%SZ}-{sha[:8]}",
-        trained_at=now.isoformat(timespec="seconds"),
-        features=trained.spec,
-        horizon_seconds=trained.cfg.horizon_seconds,
-        return_gap_seconds=trained.cfg.return_gap_seconds,
-        priors=trained.priors,
-        surprise_quantiles=list(trained.surprise_quantiles),
-        calibration=trained.calibration.manifest_entry(),
-        metrics={},  # the evaluation's, filled in by `model.pipeline.train_artifact`
-        parity_tolerance=PARITY_TOLERANCE,
-        onnx_sha256=sha,
-        has_int8=int8,
-        onnx_int8_sha256=sha256_of(out / ONNX_INT8) if int8 else None,
-        extra={
-            "net": trained.net.cfg.model_dump(by_alias=True),
-            "train_config": trained.cfg.to_dict(),
-            "train_stats": trained.stats,
-        },
-    )
+    manifest = _manifest(trained, out, int8)
     artifact = Artifact(path=out, manifest=manifest, items=trained.items,
                         categories=trained.categories)
     errors = parity_errors(trained, artifact, parity_windows)
