@@ -99,10 +99,9 @@ def summarize(target: str, latencies_s: list[float], seconds: float, errors: int
 # ---- processes -----------------------------------------------------------------------
 
 
-def group_cpu_seconds(pgid: int) -> float:
-    """User + system CPU seconds of every live process in a process group (Linux /proc)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0
+def group_processes(pgid: int) -> Iterator[tuple[Path, list[str]]]:
+    """(/proc/PID, the fields of its stat after the command name) of every live process in
+    a process group (Linux)."""
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -112,8 +111,13 @@ def group_cpu_seconds(pgid: int) -> float:
             continue
         fields = stat.rsplit(")", 1)[1].split()  # fields[0] is the state, field 3 of stat(5)
         if int(fields[2]) == pgid:
-            total += int(fields[11]) + int(fields[12])
-    return total / tick
+            yield Path(entry.path), fields
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU seconds of every live process in a process group (Linux /proc)."""
+    ticks = sum(int(f[11]) + int(f[12]) for _, f in group_processes(pgid))
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:

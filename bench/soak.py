@@ -91,19 +91,13 @@ class Bucket:
 
 def group_rss_mb(pgid: int) -> float:
     """Resident memory of every live process in a process group, in MiB (Linux /proc)."""
-    page = os.sysconf("SC_PAGE_SIZE")
-    total = 0
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
+    pages = 0
+    for proc, _ in load.group_processes(pgid):
         try:
-            stat = Path(entry.path, "stat").read_text()
-            statm = Path(entry.path, "statm").read_text()
+            pages += int((proc / "statm").read_text().split()[1])
         except OSError:
-            continue
-        if int(stat.rsplit(")", 1)[1].split()[2]) == pgid:
-            total += int(statm.split()[1]) * page
-    return total / 2**20
+            continue  # the process ended between the two reads
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 async def soak(url: str, workload: load.Workload, args: argparse.Namespace,
