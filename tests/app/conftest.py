@@ -3,10 +3,12 @@ the /metrics text, and polling until a condition holds."""
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import pytest
 
 T0 = 1_714_564_800.0
@@ -52,3 +54,21 @@ def metric_value() -> Callable[[str, str], float]:
 def wait_until() -> Callable[..., None]:
     """`wait_until(check, timeout=15)`: poll `check` until true, else fail the test."""
     return _wait_until
+
+
+def _wait_ready(proc: subprocess.Popen[Any], url: str, timeout: float = 60.0) -> None:
+    def ready() -> bool:
+        assert proc.poll() is None, "seqcast serve exited"
+        try:
+            return httpx.get(url + "/readyz").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    _wait_until(ready, timeout)
+
+
+@pytest.fixture
+def wait_ready() -> Callable[..., None]:
+    """`wait_ready(proc, url, timeout=60)`: until the service process `proc` answers
+    /readyz at `url` with 200; fails the test if it exits first or the time runs out."""
+    return _wait_ready

@@ -11,7 +11,6 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -38,7 +37,7 @@ def without_trainer(tmp_path: Path) -> dict[str, str]:
 
 
 def test_serve_runs_an_artifact_without_the_trainer_installed(
-    demo_artifact: Path, redis_url: str, tmp_path: Path, wait_until: Callable[..., Any]
+    demo_artifact: Path, redis_url: str, tmp_path: Path, wait_ready: Callable[..., None]
 ) -> None:
     port = free_port()
     env = without_trainer(tmp_path) | {"SEQCAST_RELOAD_POLL_SECONDS": "0"}
@@ -47,16 +46,8 @@ def test_serve_runs_an_artifact_without_the_trainer_installed(
          "--redis-url", redis_url, "--port", str(port)],
         env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
-
-    def ready() -> bool:
-        assert proc.poll() is None, "seqcast serve exited"
-        try:
-            return httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200
-        except httpx.TransportError:
-            return False
-
     try:
-        wait_until(ready, timeout=60)
+        wait_ready(proc, f"http://127.0.0.1:{port}")
     finally:
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=30)
@@ -76,7 +67,7 @@ def test_serve_without_an_artifact_or_the_trainer_says_what_to_install(tmp_path:
 
 
 def test_serve_takes_its_artifact_from_seqcast_artifact_dir(
-    demo_artifact: Path, redis_url: str, tmp_path: Path, wait_until: Callable[..., Any]
+    demo_artifact: Path, redis_url: str, tmp_path: Path, wait_ready: Callable[..., None]
 ) -> None:
     """As in the service image: no --artifact, SEQCAST_ARTIFACT_DIR set, no trainer."""
     port = free_port()
@@ -89,15 +80,8 @@ def test_serve_takes_its_artifact_from_seqcast_artifact_dir(
     )
     url = f"http://127.0.0.1:{port}"
 
-    def ready() -> bool:
-        assert proc.poll() is None, "seqcast serve exited"
-        try:
-            return httpx.get(url + "/readyz").status_code == 200
-        except httpx.TransportError:
-            return False
-
     try:
-        wait_until(ready, timeout=60)
+        wait_ready(proc, url)
         served = httpx.get(url + "/v1/model").json()
     finally:
         proc.send_signal(signal.SIGINT)

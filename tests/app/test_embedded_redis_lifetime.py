@@ -35,7 +35,7 @@ def service_env(data_dir: Path) -> dict[str, str]:
 
 def test_kill_9_of_serve_takes_its_redis_server_down_and_a_second_serve_is_refused(
     demo_artifact: Path, tmp_path: Path, events: Callable[..., Any],
-    wait_until: Callable[..., Any],
+    wait_until: Callable[..., Any], wait_ready: Callable[..., None],
 ) -> None:
     data = tmp_path / "var"
     port = free_port()
@@ -43,15 +43,8 @@ def test_kill_9_of_serve_takes_its_redis_server_down_and_a_second_serve_is_refus
                             cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
 
-    def ready() -> bool:
-        assert proc.poll() is None, "seqcast serve exited"
-        try:
-            return httpx.get(url + "/readyz").status_code == 200
-        except httpx.TransportError:
-            return False
-
     try:
-        wait_until(ready, timeout=60)
+        wait_ready(proc, url)
         assert httpx.post(url + "/v1/events", json=events("k", 3)).status_code == 200
         redis_pid = int((data / PID_FILE).read_text())
         assert running(redis_pid)

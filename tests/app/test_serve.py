@@ -20,6 +20,7 @@ pytestmark = pytest.mark.slow
 def test_serve_with_two_workers_shares_redis_and_aggregates_metrics(
     demo_artifact: Path, tmp_path: Path,
     events: Callable[..., Any], metric_value: Callable[..., Any], wait_until: Callable[..., Any],
+    wait_ready: Callable[..., None],
 ) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEQCAST_")}
@@ -34,13 +35,7 @@ def test_serve_with_two_workers_shares_redis_and_aggregates_metrics(
                             stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     try:
-        def ready() -> bool:
-            try:
-                return httpx.get(url + "/readyz").status_code == 200
-            except httpx.TransportError:
-                return False
-
-        wait_until(ready, timeout=60)
+        wait_ready(proc, url)
         # /readyz answers for one worker, and a worker's gauges exist only once it has built
         # its app: livemin over one worker's file reads 1 while the other is still starting.
         def both_ready() -> bool:
