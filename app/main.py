@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app import openapi
 from app.deps import Services
 from app.embedded_redis import EmbeddedRedis
 from app.errors import ServiceError
@@ -196,6 +197,7 @@ def create_app(
     if settings.docs_access == "key":
         app.include_router(keyed_docs_router(app))
     _install_handlers(app, metrics)
+    openapi.install(app)
     app.add_middleware(PredictionFastPath, route=find_prediction_route(users.router.routes))
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(AccessMiddleware, metrics=metrics)

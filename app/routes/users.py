@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 from fastapi import APIRouter, Query
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 
 from app.deps import (
     BOOL_RULE,
@@ -19,10 +21,12 @@ from app.deps import (
 from app.schemas import TOP_K_DEFAULT, TOP_K_MAX, TOP_K_MIN, DeletedOut, PredictionOut
 
 
-class JSONBytesResponse(Response):
-    """A JSON body already serialized to bytes."""
+class JSONBytesResponse(JSONResponse):
+    """A JSON body already serialized to bytes. A JSONResponse, so the OpenAPI documents the
+    route's response model (a plain Response is documented as a string)."""
 
-    media_type = "application/json"
+    def render(self, content: Any) -> bytes:
+        return bytes(content)
 
 
 router = APIRouter(prefix="/v1/users", tags=["users"], dependencies=[ApiKey, StrictQuery])
