@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from model.baselines.classical import Last, Markov, Popularity
@@ -42,18 +43,20 @@ class Fitting:
     gru: GruOptions = GruOptions()
     progress: bool = False
 
+    @cached_property
     def training_data(self) -> TrainingData:
+        """Built once, for every baseline fitted from this Fitting."""
         return TrainingData.build(self.log, self.split, self.h)
 
 
 FITTERS: dict[str, Callable[[Fitting], Scorer]] = {
-    "popularity": lambda f: Popularity(f.training_data()),
-    "markov": lambda f: Markov(f.training_data()),
-    "last": lambda f: Last(f.training_data()),
+    "popularity": lambda f: Popularity(f.training_data),
+    "markov": lambda f: Markov(f.training_data),
+    "last": lambda f: Last(f.training_data),
     "gru": lambda f: fit_gru(
         f.log, f.split, f.manifest_extra, f.h, options=f.gru, progress=f.progress
     ),
-    "lightgbm": lambda f: LightGBM(f.training_data(), f.h, f.split),
+    "lightgbm": lambda f: LightGBM(f.training_data, f.h, f.split),
 }
 BASELINES = tuple(FITTERS)  # in the order of the report's columns
 
@@ -72,6 +75,7 @@ def select(baselines: bool | list[str]) -> list[str]:
 
 def fit_baseline(name: str, fitting: Fitting) -> Scorer:
     """Fit one baseline by name."""
-    select([name])
+    if name not in FITTERS:
+        raise ValueError(f"unknown baseline {name!r}; choose from {', '.join(BASELINES)}")
     logger.info("fitting baseline %s on the events before %d", name, fitting.split.test_cutoff)
     return FITTERS[name](fitting)

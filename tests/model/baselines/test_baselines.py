@@ -117,7 +117,7 @@ def test_lightgbm_without_purchase_labels_answers_behavior_only() -> None:
 
 def test_unknown_baseline_is_refused() -> None:
     log, split = cycle_log(n_users=2)
-    with pytest.raises(ValueError, match="unknown baselines"):
+    with pytest.raises(ValueError, match="unknown baseline"):
         fit("oracle", log, split)
     with pytest.raises(ValueError, match="unknown baselines"):
         select(["popularity", "oracle"])
