@@ -66,7 +66,7 @@ class PredictionFastPath:
         user_id = path[len(_PREFIX) : -len(_SUFFIX)]
         query = plain_query(scope.get("query_string", b""))
         services: Services | None = getattr(scope["app"].state, "services", None)
-        if not user_id or "/" in user_id or query is None or services is None:
+        if query is None or services is None:
             await self.app(scope, receive, send)
             return
         key = next((v for k, v in scope["headers"] if k == _KEY_HEADER), None)

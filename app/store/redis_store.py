@@ -252,12 +252,6 @@ class RedisWindowStore:
         self._rewrites.request(self._nodes(client, key))
         return bool(removed)
 
-    async def ttl(self, user_id: str) -> int:
-        """Seconds until the user's window expires (-2 when there is none)."""
-        with self._op("ttl"):
-            client = await self.client()
-            return int(await client.ttl(window_key(self.prefix, user_id)))
-
     async def ping(self) -> bool:
         """Whether the store answers: the server, or on a cluster a node of it (a node that
         is down fails only the requests of its users, on every replica of the service)."""

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from model.artifact import Priors
-from model.features import Behavior
+from model.features import N_BEHAVIORS
 from model.net.losses import Negatives
 from model.net.network import SeqNet
 from model.sequences import EventLog
@@ -46,8 +46,7 @@ class Proposal:
 
 def priors(data: Indexed, events: EventLog) -> Priors:
     """Training frequencies of the behaviors and labels, and the most frequent ids."""
-    n = len(Behavior)
-    behavior = np.bincount(data.behavior, minlength=n)[:n].astype(np.float64)
+    behavior = np.bincount(data.behavior, minlength=N_BEHAVIORS)[:N_BEHAVIORS].astype(np.float64)
     purchase = data.purchase[data.purchase >= 0]
     returns = data.returns[data.returns >= 0]
     top_items = np.argsort(-np.bincount(events.item), kind="stable")[:TOP_PRIORS]
