@@ -44,6 +44,8 @@ def test_the_prediction_is_documented_as_its_model(client: TestClient) -> None:
     answer = client.get("/v1/users/openapi-u1/prediction")
     assert answer.status_code == 200
     PredictionOut.model_validate(answer.json())
+    required = {n for n, f in PredictionOut.model_fields.items() if f.is_required()}
+    assert required <= set(answer.json()) <= set(PredictionOut.model_fields)
 
 
 def test_documented_error_answers_parse_as_error_out(client: TestClient) -> None:
@@ -56,3 +58,4 @@ def test_documented_error_answers_parse_as_error_out(client: TestClient) -> None
     assert [a.status_code for a in answers] == [422, 422, 404]
     for answer in answers:
         ErrorOut.model_validate(answer.json())
+        assert {"error", "message"} <= set(answer.json()) <= set(ErrorOut.model_fields)
