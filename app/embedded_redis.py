@@ -89,6 +89,15 @@ class EmbeddedRedis:
         self._stop_supervising = threading.Event()
         self._lock: IO[bytes] | None = None
 
+    @classmethod
+    def started(cls, data_dir: Path) -> EmbeddedRedis:
+        """The server of `data_dir`, started and supervised (restarted when it dies): what
+        the service runs when no Redis URL is set."""
+        embedded = cls(data_dir)
+        embedded.start()
+        embedded.supervise()
+        return embedded
+
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"

@@ -134,9 +134,7 @@ def _lifespan(
         embedded: EmbeddedRedis | None = None
         tasks: list[asyncio.Task[None]] = []
         if settings.redis_url is None:
-            embedded = EmbeddedRedis(Path(settings.data_dir))
-            await asyncio.to_thread(embedded.start)
-            embedded.supervise()
+            embedded = await asyncio.to_thread(EmbeddedRedis.started, Path(settings.data_dir))
             url = embedded.url
         else:
             url = settings.redis_url.get_secret_value()

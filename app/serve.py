@@ -56,9 +56,7 @@ def serve(
     configure_logging(settings.log_level)
     embedded: EmbeddedRedis | None = None
     if settings.redis_url is None:
-        embedded = EmbeddedRedis(Path(settings.data_dir))
-        embedded.start()
-        embedded.supervise()
+        embedded = EmbeddedRedis.started(Path(settings.data_dir))
         os.environ["SEQCAST_REDIS_URL"] = embedded.url
     try:
         if workers <= 1 and multiprocess_dir() is None:

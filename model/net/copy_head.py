@@ -56,6 +56,15 @@ class CopyHead(nn.Module):
         zeros = attention.new_zeros(*attention.shape[:-1], size)
         return zeros.scatter_add(-1, index, attention)
 
+    def mix_target(self, generator_logp: Tensor, attention: Tensor, window: Tensor,
+                   target: Tensor, hidden: Tensor) -> Tensor:
+        """log p(target) of the mixture for one target per query, without a distribution
+        over the vocabulary: the generator's log-probability of it (...,), plus the pointer
+        weights attention (..., T) of the window positions whose row window (..., T) equals
+        target (...,); hidden (..., C) the query states."""
+        p_copy = (attention * (window == target[..., None])).sum(-1)
+        return self.mix(generator_logp.exp()[..., None], p_copy[..., None], hidden)[..., 0]
+
     def mix(self, generator: Tensor, copied: Tensor, hidden: Tensor) -> Tensor:
         """log p(x) of the mixture, the one place it is computed. generator and copied
         (..., K) are the softmax's and the pointer's probabilities of the same K outcomes

@@ -247,9 +247,8 @@ class SeqNet(nn.Module):
             if mask is not None:
                 pointer = self._pointer(name)
                 attention = pointer.attention(hidden, mask, from_right)[nxt]  # (N, T)
-                match = (window[:, None, :] == target[:, :, None])[nxt]  # (N, T)
-                p_copy = (attention * match).sum(-1)  # (N,)
-                logp = pointer.mix(logp.exp()[:, None], p_copy[:, None], h)[:, 0]
+                rows = window[:, None, :].expand(-1, window.shape[1], -1)[nxt]  # (N, T)
+                logp = pointer.mix_target(logp, attention, rows, target[nxt], h)
             heads.append(-logp.mean())
         return torch.stack([behavior, purchase, returns, heads[0], heads[1]])
 
@@ -288,9 +287,7 @@ class SeqNet(nn.Module):
             return logp
         pointer = self.category_copy
         attention = pointer.attention(hidden, self.window_mask(item), self.from_right(item))
-        match = category[:, None, :] == target[:, :, None]  # (B, T-1, T)
-        p_copy = (attention[:, :-1] * match).sum(-1)  # (B, T-1)
-        return pointer.mix(logp.exp()[..., None], p_copy[..., None], h)[..., 0]
+        return pointer.mix_target(logp, attention[:, :-1], category[:, None, :], target, h)
 
     def _output_layer(self, head: str) -> tuple[nn.Linear, Tensor, Tensor]:
         """The tied output layer of the "item" or "category" head: projection, table, bias."""
