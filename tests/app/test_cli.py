@@ -14,13 +14,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from packages import trainer_only
 
 from app.embedded_redis import free_port
 
 pytestmark = pytest.mark.slow
 
-TRAINER_ONLY = ("torch", "pandas", "pyarrow", "matplotlib", "lightgbm", "onnx", "onnxscript",
-                "sklearn")
+TRAINER_ONLY = trainer_only()
 
 
 def without_trainer(tmp_path: Path) -> dict[str, str]:

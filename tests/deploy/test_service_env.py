@@ -18,13 +18,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from packages import trainer_only
 
 from app.embedded_redis import free_port
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
-TRAINER_ONLY = ("torch", "pandas", "pyarrow", "matplotlib", "lightgbm", "sklearn", "onnx")
+TRAINER_ONLY = trainer_only()
 
 
 def _run(argv: list[str], **kwargs: object) -> None:
