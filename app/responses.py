@@ -37,13 +37,15 @@ def invalid_json(fields: list[dict[str, str]]) -> JSONResponse:
 def error_response(exc: ServiceError) -> JSONResponse:
     """The answer to a domain error: its status and code, the field of an invalid request,
     Retry-After when retrying helps, WWW-Authenticate on 401. Internals the message names
-    (hosts, ports, paths) go to the log, not to the client."""
+    (hosts, ports, paths) go to the log, not to the client; an outage's (a 503 with
+    Retry-After) is logged where it arises, once (the store's rate-limited error, the
+    predictor's refused artifact), not once per request it turns away."""
     if isinstance(exc, InvalidRequest):
         return invalid_json([{"field": exc.field, "message": exc.detail}])
-    if exc.public_message is not None:
+    retry_after = getattr(exc, "retry_after_seconds", None)
+    if exc.public_message is not None and retry_after is None:
         log.warning("%s: %s", exc.code, exc.message)
     response = error_json(exc.status_code, exc.code, exc.client_message)
-    retry_after = getattr(exc, "retry_after_seconds", None)
     if retry_after is not None:
         response.headers["Retry-After"] = str(retry_after)
     challenge = getattr(exc, "challenge", None)

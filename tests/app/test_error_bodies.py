@@ -37,6 +37,10 @@ def test_store_outage_503_names_no_host_or_port(
             assert r.json()["error"] == "store_unavailable"
             assert "127.0.0.1" not in r.text and str(port) not in r.text
     assert f"127.0.0.1:{port}" in caplog.text  # the log has what the client does not
+    # logged once where it arose (the store's rate-limited error), not once per request
+    store_lines = [r for r in caplog.records if r.name == "app.store.redis_store"]
+    assert len(store_lines) == 1, [r.getMessage() for r in store_lines]
+    assert not [r for r in caplog.records if r.name == "app.responses"]
 
 
 def test_refused_reload_409_and_no_model_503_name_no_path(
