@@ -60,10 +60,14 @@ def head_scores(logits: np.ndarray, index: np.ndarray, known: np.ndarray,
                 cells: Cells) -> DenseScores:
     """A head's logits (B, vocab rows) as scores of log codes: a known id its row's logit,
     a window's id outside the vocabulary its cell, any other code -inf."""
-    rows = np.arange(len(logits))[:, None]
 
     def scores(codes: np.ndarray) -> np.ndarray:
-        out = np.where(known[codes], logits[rows, index[codes]], -np.inf).astype(logits.dtype)
+        if codes.ndim == 2:  # (n, 1): each point's own code
+            out = np.take_along_axis(logits, index[codes], axis=1)
+            out[~known[codes]] = -np.inf
+        else:
+            out = logits[:, index[codes]]
+            out[:, ~known[codes]] = -np.inf
         cells.put(out, codes)
         return out
 
