@@ -78,14 +78,13 @@ class Transitions:
     indptr: np.ndarray
     indices: np.ndarray
     counts: np.ndarray
-    width: int
 
     @classmethod
     def count(cls, prev: np.ndarray, nxt: np.ndarray, size: int) -> Transitions:
         pair, counts = np.unique(prev.astype(np.int64) * size + nxt, return_counts=True)
         rows = pair // size
         indptr = np.concatenate(([0], np.cumsum(np.bincount(rows, minlength=size))))
-        return cls(indptr=indptr, indices=pair % size, counts=counts.astype(np.float64), width=size)
+        return cls(indptr=indptr, indices=pair % size, counts=counts.astype(np.float64))
 
     def cells(self, codes: np.ndarray, popularity: FixedScores) -> Cells:
         """Point k's successors of codes[k], each scored its count plus its popularity."""
