@@ -29,6 +29,30 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _positive(text: str) -> int:
+    """A count: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not at least 1")
+    return value
+
+
+def _add_eval_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--eval-sample",
+        type=_positive,
+        metavar="N",
+        help="score a seeded sample of N test points when there are more (default: all; "
+        "the report states the sample)",
+    )
+    p.add_argument(
+        "--eval-seed", type=int, default=0, help="seed of --eval-sample (default %(default)s)"
+    )
+
+
 def _add_data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", type=Path, required=True, help="event log: CSV or Parquet file")
     p.add_argument(
@@ -116,6 +140,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         init_from=args.init_from,
         baselines=not args.no_baselines,
         int8=args.int8,
+        eval_sample=args.eval_sample,
+        eval_seed=args.eval_seed,
     )
     logging.getLogger("seqcast").info(
         "artifact in %s; report in %s", args.out, args.out / "report" / "report.md"
@@ -128,7 +154,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from model.pipeline import evaluate_artifact
 
-    evaluation = evaluate_artifact(args.artifact, _load(args), baselines=not args.no_baselines)
+    evaluation = evaluate_artifact(
+        args.artifact,
+        _load(args),
+        baselines=not args.no_baselines,
+        eval_sample=args.eval_sample,
+        eval_seed=args.eval_seed,
+    )
     json.dump(evaluation, sys.stdout, indent=None if args.json else 2)
     sys.stdout.write("\n")
     return 0
@@ -183,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init-from", type=Path, help="warm-start from an earlier artifact directory")
     p.add_argument("--int8", action="store_true", help="also export an int8-quantized model")
     p.add_argument("--no-baselines", action="store_true", help="skip the baselines (faster)")
+    _add_eval_options(p)
     p.set_defaults(run=cmd_train)
 
     p = sub.add_parser("evaluate")
@@ -190,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_options(p)
     p.add_argument("--json", action="store_true", help="one JSON object on one line")
     p.add_argument("--no-baselines", action="store_true")
+    _add_eval_options(p)
     p.set_defaults(run=cmd_evaluate)
 
     p = sub.add_parser("train-demo")

@@ -4,7 +4,9 @@ Protocol (docs/evaluation.md): a global time split; every event from the test cu
 predicted from everything before it (`model.sequences.test_points`); binary labels whose
 horizon runs past the end of the log are censored and left out; next item and next category
 are ranked against the whole id space of the log, and a target outside a model's vocabulary
-is a miss (counted in `unseen_rate`). The network is scored through ONNX Runtime
+is a miss (counted in `unseen_rate`). A test period with millions of points may be scored
+on a seeded sample of them (`sample`), which the protocol then states. The network is
+scored through ONNX Runtime
 (`model.evaluation.network`), the baselines as `model.baselines.registry` fits them, each
 by `model.evaluation.scoring.score_points`.
 """
@@ -40,7 +42,8 @@ def _clean(value: Any) -> Any:
 
 
 def _protocol(log: EventLog, split: TimeSplit, h: Horizon) -> dict[str, Any]:
-    """What the figures were measured on, for the report."""
+    """What the figures were measured on, for the report (a "sample" is added when the
+    points are sampled)."""
     return {
         "split": {
             "val_cutoff": split.val_cutoff,
@@ -65,6 +68,8 @@ def evaluate(
     progress: bool = True,
     chunk_size: int = CHUNK,
     gru: GruOptions | None = None,
+    sample: int | None = None,
+    sample_seed: int = 0,
 ) -> dict[str, Any]:
     """The model and the baselines on the test points of `split`.
 
@@ -73,7 +78,9 @@ def evaluate(
     matrix, ...}, "purchase" and "return" {auc, pr_auc, log_loss, ece, ...}, "next_item" and
     "next_category" {recall@20, ndcg@10, unseen_rate, ...}; a baseline without an answer for
     a head omits it. Undefined metrics (e.g. AUC with one class) are None. `gru` says how
-    the GRU baseline is trained (default: `GruOptions()`).
+    the GRU baseline is trained (default: `GruOptions()`). With `sample`, a test period of
+    more points is scored on `sample` of them drawn with `sample_seed` (every scorer on the
+    same ones), and "protocol" gets "sample": {"n", "of", "seed"}.
     """
     art = artifact if isinstance(artifact, Artifact) else load_artifact(artifact)
     m = art.manifest
@@ -87,6 +94,11 @@ def evaluate(
     if len(points) == 0:
         raise ValueError("the test period has no prediction points; use more data")
     logger.info("%d test points (targets from %d on)", len(points), split.test_cutoff)
+    protocol = _protocol(log, split, h)
+    if sample is not None and len(points) > sample:
+        protocol["sample"] = {"n": sample, "of": len(points), "seed": sample_seed}
+        points = points.sample(sample, sample_seed)
+        logger.info("scoring a sample of %d of them (seed %d)", sample, sample_seed)
 
     def run(scorer: Scorer, label: str) -> dict[str, Any]:
         t0 = time.perf_counter()
@@ -101,7 +113,7 @@ def evaluate(
         "model": run(onnx_scorer(art), "model"),
         "baselines": {},
         **({"model_int8": run(onnx_scorer(art, int8=True), "model int8")} if m.has_int8 else {}),
-        "protocol": _protocol(log, split, h),
+        "protocol": protocol,
     }
     fitting = Fitting(
         log, split, h, manifest_extra=m.extra, gru=gru or GruOptions(), progress=progress

@@ -6,8 +6,8 @@ calibration error with its reliability bins. Next behavior: accuracy, macro F1, 
 AUC per class and their mean, confusion matrix. A metric that is undefined on its input (an
 AUC with one class, anything on no points) is NaN, which the evaluator writes as null, where
 scikit-learn would raise or warn. Next item / category: Recall@K and NDCG@K by full ranking,
-accumulated chunk by chunk so that no (points x items) matrix is ever built for all points
-at once.
+accumulated chunk by chunk from each target's rank (`model.evaluation.protocol.Ranked`: the
+counts of codes scored above and equal to it), so that no (points x items) matrix is needed.
 
 Ranking ties are resolved by expectation: a target whose score ties with t other items and
 is beaten by g items takes each rank g+1 .. g+t+1 with equal probability, and the metrics are
@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from sklearn import metrics as sk
+
+from model.evaluation.protocol import Ranked
 
 EPS = 1e-7
 N_CALIBRATION_BINS = 15
@@ -183,8 +185,8 @@ def _expected_hit(better: np.ndarray, ties: np.ndarray, k: int) -> np.ndarray:
 def _expected_dcg(better: np.ndarray, ties: np.ndarray, k: int) -> np.ndarray:
     """E[1/log2(rank+1) if rank <= k] when the rank is uniform on better+1 .. better+ties+1."""
     gains = np.concatenate(([0.0], np.cumsum(1.0 / np.log2(np.arange(2, k + 2)))))  # gains[r]
-    lo = np.clip(better, 0, k)  # ranks better+1.. ; gains up to rank lo already passed
-    hi = np.clip(better + ties + 1, 0, k)
+    lo = np.clip(better, 0, k).astype(np.int64)  # ranks better+1.. ; gains up to lo passed
+    hi = np.clip(better + ties + 1, 0, k).astype(np.int64)
     return (gains[hi] - gains[lo]) / (ties + 1.0)
 
 
@@ -192,9 +194,10 @@ def _expected_dcg(better: np.ndarray, ties: np.ndarray, k: int) -> np.ndarray:
 class RankingMetrics:
     """Streaming Recall@K and NDCG@K by full ranking, fed one chunk of points at a time.
 
-    Each chunk is a (n, n_items) score matrix and the n target columns. A point's target is
-    ranked against every column; -inf scores never rank, and a target scored -inf is a miss
-    that also counts as unseen.
+    Each chunk is a `Ranked`: per point the codes scored above and equal to its target. A
+    target that is not seen (scored -inf) is a miss that also counts as unseen. The mean
+    rank of the seen targets is exact for a full ranking; for a ranker that only knows its
+    top K it is capped (a target outside the list counts at rank K + 1).
     """
 
     recall_k: int = 20
@@ -205,18 +208,11 @@ class RankingMetrics:
     _ndcg_sum: float = 0.0
     _rank_sum: float = field(default=0.0, repr=False)
 
-    def update(self, scores: np.ndarray, targets: np.ndarray) -> None:
-        scores = np.asarray(scores)
-        targets = np.asarray(targets, dtype=np.int64)
-        if scores.ndim != 2 or scores.shape[0] != len(targets):
-            raise ValueError(f"scores {scores.shape} do not match {len(targets)} targets")
-        rows = np.arange(len(targets))
-        target_score = scores[rows, targets]
-        seen = np.isfinite(target_score)
-        s, ts = scores[seen], target_score[seen][:, None]
-        better = (s > ts).sum(axis=1)
-        ties = (s == ts).sum(axis=1) - 1  # the target itself is not a tie
-        self.n += len(targets)
+    def update(self, ranked: Ranked) -> None:
+        seen = np.asarray(ranked.seen, dtype=bool)
+        better = np.asarray(ranked.better, dtype=np.float64)[seen]
+        ties = np.asarray(ranked.ties, dtype=np.float64)[seen]
+        self.n += len(seen)
         self.n_unseen += int((~seen).sum())
         self._recall_sum += float(_expected_hit(better, ties, self.recall_k).sum())
         self._ndcg_sum += float(_expected_dcg(better, ties, self.ndcg_k).sum())
@@ -232,12 +228,3 @@ class RankingMetrics:
             "mean_rank_seen": self._rank_sum / seen if seen else NAN,
             "n": self.n,
         }
-
-
-def ranking_metrics(
-    scores: np.ndarray, targets: np.ndarray, recall_k: int = 20, ndcg_k: int = 10
-) -> dict[str, float | int]:
-    """Recall@K / NDCG@K of one score matrix (small inputs; use RankingMetrics to stream)."""
-    acc = RankingMetrics(recall_k=recall_k, ndcg_k=ndcg_k)
-    acc.update(scores, targets)
-    return acc.result()

@@ -47,9 +47,12 @@ def train_artifact(
     baselines: bool | list[str] = True,
     int8: bool = False,
     progress: bool = True,
+    eval_sample: int | None = None,
+    eval_seed: int = 0,
 ) -> dict[str, Any]:
-    """Train, calibrate, export and evaluate; the artifact lands in `out`. Returns the
-    evaluation (the `seqcast evaluate --json` object)."""
+    """Train, calibrate, export and evaluate (on a seeded sample of `eval_sample` test
+    points when there are more); the artifact lands in `out`. Returns the evaluation (the
+    `seqcast evaluate --json` object)."""
     from model.evaluate import evaluate
     from model.export import publish, stage
     from model.report import write_report
@@ -81,11 +84,16 @@ def train_artifact(
     )
     windows = parity_windows(events, split, cfg.window_len, cfg.seed)
     staged = stage(trained, out, parity_windows=windows, int8=int8)
-    evaluation = evaluate(staged, events, split, baselines=baselines, progress=progress)
+    evaluation = evaluate(staged, events, split, baselines=baselines, progress=progress,
+                          sample=eval_sample, sample_seed=eval_seed)
     write_report(out, evaluation, trained.history, trained.calibration, data.report.to_dict())
     manifest = staged.manifest.model_copy(
         update={
-            "metrics": {"n_test_points": evaluation["n_test_points"], **evaluation["model"]},
+            "metrics": {
+                "n_test_points": evaluation["n_test_points"],
+                **{k: v for k, v in evaluation["protocol"].items() if k == "sample"},
+                **evaluation["model"],
+            },
             "extra": {
                 **staged.manifest.extra,
                 "split": {**split_cfg.__dict__, **split.__dict__},
@@ -103,8 +111,11 @@ def evaluate_artifact(
     *,
     baselines: bool | list[str] = True,
     progress: bool = True,
+    eval_sample: int | None = None,
+    eval_seed: int = 0,
 ) -> dict[str, Any]:
-    """Score an artifact on a log with the split it was trained with."""
+    """Score an artifact on a log with the split it was trained with (on a seeded sample of
+    `eval_sample` test points when there are more)."""
     from model.evaluate import evaluate
 
     artifact = load_artifact(artifact_dir)
@@ -114,7 +125,8 @@ def evaluate_artifact(
         val_fraction=float(fractions.get("val_fraction", SplitConfig.val_fraction)),
     )
     return evaluate(
-        artifact, data.log, split_cfg.apply(data.log), baselines=baselines, progress=progress
+        artifact, data.log, split_cfg.apply(data.log), baselines=baselines, progress=progress,
+        sample=eval_sample, sample_seed=eval_seed,
     )
 
 

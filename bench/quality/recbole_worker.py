@@ -38,6 +38,7 @@ import torch
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from model.evaluation.ranking import matrix_scores, rank_dense  # noqa: E402  (repo root first)
 from model.metrics import RankingMetrics  # noqa: E402  (repo root goes on sys.path first)
 
 log = logging.getLogger("recbole_worker")
@@ -142,12 +143,14 @@ def score_test_points(
         # Unknown targets point at an extra -inf column: a miss that counts as unseen.
         item_scores = torch.cat((scores, torch.full((len(rows), 1), -torch.inf)), dim=1)
         targets = np.where(target_rb[rows] > 0, target_rb[rows], n_rb)
-        items.update(item_scores.numpy(), targets)
+        items.update(rank_dense(matrix_scores(item_scores.numpy()), targets, n_rb + 1))
 
         probs = torch.softmax(scores, dim=1)  # padding column -> 0
         cat_scores = torch.zeros((len(rows), n_cat)).index_add_(1, cat_index, probs)
         cat_scores[:, cat_absent] = -torch.inf
-        categories.update(cat_scores.numpy(), points["target_category"][rows])
+        categories.update(
+            rank_dense(matrix_scores(cat_scores.numpy()), points["target_category"][rows], n_cat)
+        )
         done = rows[-1] + 1
         print(
             f"\r  scoring {done}/{n} points ({time.perf_counter() - started:.0f}s)",

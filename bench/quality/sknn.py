@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from model.evaluation.ranking import matrix_scores, rank_dense
 from model.metrics import RankingMetrics
 from model.sequences import EventLog, Points
 
@@ -152,10 +153,11 @@ def evaluate_sknn(
     for lo in range(0, len(points), batch_size):
         rows = np.arange(lo, min(lo + batch_size, len(points)))
         scores = knn.scores(log, sess, points, rows)
-        items.update(scores, log.item[points.target[rows]])
+        items.update(rank_dense(matrix_scores(scores), log.item[points.target[rows]], n_items))
         cat_scores = (in_category @ np.where(member[None, :], scores, 0.0).T).T  # (B, C)
         cat_scores[:, ~cat_has_item] = -np.inf
-        categories.update(cat_scores, log.category[points.target[rows]])
+        categories.update(rank_dense(matrix_scores(cat_scores), log.category[points.target[rows]],
+                                     n_categories))
         if progress:
             done = int(rows[-1]) + 1
             print(

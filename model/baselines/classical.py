@@ -1,6 +1,11 @@
 """The counting baselines, Popularity, Markov and Last: statistics of the training period,
 nothing fitted by gradient. An item or category never seen before the test cutoff scores
 -inf (it cannot rank); Last ranks the window's own ones first even so.
+
+Each scores a code by its popularity except for a few codes per point (Markov: the last
+code's successors; Last: the window's codes), so its targets are ranked exactly by
+`model.evaluation.ranking.rank_fixed` against the popularity sorted once, in memory
+independent of the catalog.
 """
 
 from __future__ import annotations
@@ -10,7 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from model.baselines.training_data import TrainingData
-from model.evaluation.protocol import Scores
+from model.evaluation.protocol import Ranked, Scores
+from model.evaluation.ranking import Cells, FixedScores, rank_fixed
 from model.features import N_BEHAVIORS
 from model.sequences import CENSORED, EventLog, Points, window_rows
 
@@ -31,11 +37,11 @@ def _rate_by(labels: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray
     return np.asarray((hits + overall) / (counts + 1.0))
 
 
-def _popularity(codes: np.ndarray, size: int) -> np.ndarray:
+def _popularity(codes: np.ndarray, size: int) -> FixedScores:
     """Scores in [0, 1): share of training events, -inf for codes never seen."""
     counts = np.bincount(codes, minlength=size).astype(np.float64)
     share = counts / (counts.sum() + 1.0)
-    return np.where(counts > 0, share, NEVER)
+    return FixedScores(np.where(counts > 0, share, NEVER))
 
 
 def _behavior_prior(data: TrainingData) -> np.ndarray:
@@ -59,34 +65,35 @@ class Popularity:
             behavior=np.tile(self.behavior, (n, 1)),
             purchase=np.full(n, self.purchase),
             returns=np.full(n, self.returns),
-            category=np.tile(self.categories, (n, 1)),
-            item=np.tile(self.items, (n, 1)),
+            category=rank_fixed(self.categories, Cells.empty(), log.category[points.target]),
+            item=rank_fixed(self.items, Cells.empty(), log.item[points.target]),
         )
 
 
 @dataclass(frozen=True)
 class Transitions:
-    """Sparse transition counts prev -> next in CSR form (rows = prev codes)."""
+    """Sparse transition counts prev -> next in CSR form (rows = prev codes, each row's
+    next codes increasing)."""
 
     indptr: np.ndarray
     indices: np.ndarray
     counts: np.ndarray
-    width: int
 
     @classmethod
     def count(cls, prev: np.ndarray, nxt: np.ndarray, size: int) -> Transitions:
         pair, counts = np.unique(prev.astype(np.int64) * size + nxt, return_counts=True)
         rows = pair // size
         indptr = np.concatenate(([0], np.cumsum(np.bincount(rows, minlength=size))))
-        return cls(indptr=indptr, indices=pair % size, counts=counts.astype(np.float64), width=size)
+        return cls(indptr=indptr, indices=pair % size, counts=counts.astype(np.float64))
 
-    def rows(self, codes: np.ndarray) -> np.ndarray:
-        """Dense (len(codes), width) counts of the given rows."""
-        out = np.zeros((len(codes), self.width))
+    def cells(self, codes: np.ndarray, popularity: FixedScores) -> Cells:
+        """Point k's successors of codes[k], each scored its count plus its popularity."""
         lo, hi = self.indptr[codes], self.indptr[codes + 1]
         stored = window_rows(lo, hi - lo)  # each row's stored entries, row after row
-        out[stored.window, self.indices[stored.events]] = self.counts[stored.events]
-        return out
+        nxt = self.indices[stored.events]
+        return Cells.highest(
+            stored.window, nxt, self.counts[stored.events] + popularity.values[nxt]
+        )
 
 
 class Markov:
@@ -115,23 +122,27 @@ class Markov:
 
     def score(self, log: EventLog, points: Points) -> Scores:
         last_b = log.behavior[points.last].astype(np.int64)
+        target = points.target
+
+        def ranked(nxt: Transitions, pop: FixedScores, codes: np.ndarray) -> Ranked:
+            return rank_fixed(pop, nxt.cells(codes[points.last], pop), codes[target])
+
         return Scores(
             behavior=self.behavior[last_b],
             purchase=self.purchase[last_b],
             returns=self.returns[last_b],
-            category=self.category_next.rows(log.category[points.last]) + self.category_pop,
-            item=self.item_next.rows(log.item[points.last]) + self.item_pop,
+            category=ranked(self.category_next, self.category_pop, log.category),
+            item=ranked(self.item_next, self.item_pop, log.item),
         )
 
 
-def _recent_first(popularity: np.ndarray, codes: np.ndarray, points: Points) -> np.ndarray:
-    """Popularity rows with the window's own codes moved to the top, most recent first
-    (a code of the window ranks even if the training period never saw it)."""
-    out = np.tile(popularity, (len(points), 1))
-    top = 1.0 + float(np.max(popularity, initial=0.0))
+def _recent_first(popularity: FixedScores, codes: np.ndarray, points: Points) -> Ranked:
+    """Popularity with the window's own codes moved to the top, most recent first (a code
+    of the window ranks even if the training period never saw it)."""
+    top = 1.0 + float(np.max(popularity.values, initial=0.0))
     windows = points.window_rows()
-    np.maximum.at(out, (windows.window, codes[windows.events]), top + windows.offset)
-    return out
+    cells = Cells.highest(windows.window, codes[windows.events], top + windows.offset)
+    return rank_fixed(popularity, cells, codes[points.target])
 
 
 class Last:

@@ -8,6 +8,8 @@ layout to the log's code space: ids outside the vocabulary score -inf, hashed OO
 columns are never ranked themselves, but an id outside the vocabulary that occurs in the
 point's window is ranked by its bucket's score, as the service does
 (`model.features.window_oov`: the copy heads put probability on the window's own rows).
+The targets are ranked through `model.evaluation.ranking.rank_dense`, block by block of
+codes, never as a (points x codes) matrix.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from model.artifact import Artifact
-from model.evaluation.protocol import Scores
+from model.evaluation.protocol import Ranked, Scores
+from model.evaluation.ranking import Cells, DenseScores, rank_dense
 from model.features import Features, FeatureSpec, Vocab, featurize_indexed
 from model.runtime import OnnxModel
 from model.sequences import EventLog, Points, WindowRows, vocab_index
@@ -33,26 +36,42 @@ def code_columns(raw_ids: np.ndarray, vocab: Vocab) -> tuple[np.ndarray, np.ndar
     return index, vocab.is_known(index)
 
 
-def rank_window_oov(
-    scores: np.ndarray, logits: np.ndarray, index: np.ndarray, oov: np.ndarray,
-    point: np.ndarray, codes: np.ndarray,
-) -> None:
-    """Give the codes outside the vocabulary that occur in a point's window their bucket's
-    score, in place: `model.features.window_oov` over code arrays, the service's rule.
+def window_oov_cells(
+    logits: np.ndarray, index: np.ndarray, oov: np.ndarray, point: np.ndarray,
+    codes: np.ndarray,
+) -> Cells:
+    """The scores of the codes outside the vocabulary that occur in a point's window: their
+    bucket's, `model.features.window_oov` over code arrays, the service's rule.
 
-    scores (B, n codes); logits (B, vocab rows); index/oov per code (vocabulary row, is a
-    hashed bucket); point/codes the (point, code) of every window event. Distinct codes of
-    one window sharing a bucket split it (log of their count subtracted)."""
+    logits (B, vocab rows); index/oov per code (vocabulary row, is a hashed bucket);
+    point/codes the (point, code) of every window event. Distinct codes of one window
+    sharing a bucket split it (log of their count subtracted)."""
     keep = oov[codes]
     pairs = np.unique(np.stack([point[keep], codes[keep]], axis=1), axis=0)  # (P, 2)
-    if len(pairs) == 0:
-        return
     b, c = pairs[:, 0], pairs[:, 1]
     rows = index[c]
     _, inverse, counts = np.unique(
         np.stack([b, rows], axis=1), axis=0, return_inverse=True, return_counts=True
     )
-    scores[b, c] = logits[b, rows] - np.log(counts[inverse.ravel()])
+    return Cells.highest(b, c, logits[b, rows] - np.log(counts[inverse.ravel()]))
+
+
+def head_scores(logits: np.ndarray, index: np.ndarray, known: np.ndarray,
+                cells: Cells) -> DenseScores:
+    """A head's logits (B, vocab rows) as scores of log codes: a known id its row's logit,
+    a window's id outside the vocabulary its cell, any other code -inf."""
+
+    def scores(codes: np.ndarray) -> np.ndarray:
+        if codes.ndim == 2:  # (n, 1): each point's own code
+            out = np.take_along_axis(logits, index[codes], axis=1)
+            out[~known[codes]] = -np.inf
+        else:
+            out = logits[:, index[codes]]
+            out[:, ~known[codes]] = -np.inf
+        cells.put(out, codes)
+        return out
+
+    return scores
 
 
 Predict = Callable[[Features], Mapping[str, np.ndarray]]
@@ -101,12 +120,11 @@ class VocabScorer:
         point = windows.window  # the point of each window event
 
         def ranked(logits: np.ndarray, index: np.ndarray, known: np.ndarray, oov: np.ndarray,
-                   codes: np.ndarray) -> np.ndarray:
+                   codes: np.ndarray) -> Ranked:
             logits = np.asarray(logits)
-            scores = logits[:, index]  # (B, n codes)
-            scores[:, ~known] = -np.inf
-            rank_window_oov(scores, logits, index, oov, point, codes[windows.events])
-            return scores
+            cells = window_oov_cells(logits, index, oov, point, codes[windows.events])
+            return rank_dense(head_scores(logits, index, known, cells), codes[points.target],
+                              len(index))
 
         return Scores(
             behavior=np.asarray(out["behavior_probs"], dtype=np.float64),

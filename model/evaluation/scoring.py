@@ -2,7 +2,8 @@
 
 Binary heads are scored where their label is not censored (the whole horizon is in the log,
 `model.sequences`); next item and next category are ranked against the whole code space of
-the log, streamed so that no (points x items) matrix is built for more than one chunk.
+the log: each scorer answers where a chunk's targets rank (`Ranked`), in memory independent
+of the catalog, and the ranks are accumulated chunk by chunk.
 """
 
 from __future__ import annotations
@@ -77,9 +78,9 @@ def score_points(
             chunk = points.take(slice(lo, lo + chunk_size))
             out = scorer.score(log, chunk)
             if out.item is not None:
-                item_acc.update(out.item, log.item[chunk.target])
+                item_acc.update(out.item)
             if out.category is not None:
-                category_acc.update(out.category, log.category[chunk.target])
+                category_acc.update(out.category)
             for kept, value in (
                 (behavior, out.behavior),
                 (purchase, out.purchase),

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from model.evaluation.scoring import NDCG_K, RECALL_K
 from model.features import BEHAVIOR_NAMES
 from model.report.inputs import losses, number
 
@@ -22,11 +23,11 @@ TABLE_ROWS = (
     ("purchase", "ece", "purchase: ECE", False),
     ("return", "auc", "return: ROC AUC", True),
     ("return", "log_loss", "return: log loss", False),
-    ("next_item", "recall@20", "next item: Recall@20", True),
-    ("next_item", "ndcg@10", "next item: NDCG@10", True),
+    ("next_item", f"recall@{RECALL_K}", f"next item: Recall@{RECALL_K}", True),
+    ("next_item", f"ndcg@{NDCG_K}", f"next item: NDCG@{NDCG_K}", True),
     ("next_item", "unseen_rate", "next item: unseen target rate", False),
-    ("next_category", "recall@20", "next category: Recall@20", True),
-    ("next_category", "ndcg@10", "next category: NDCG@10", True),
+    ("next_category", f"recall@{RECALL_K}", f"next category: Recall@{RECALL_K}", True),
+    ("next_category", f"ndcg@{NDCG_K}", f"next category: NDCG@{NDCG_K}", True),
     ("next_category", "unseen_rate", "next category: unseen target rate", False),
 )
 
@@ -77,13 +78,23 @@ def _when(ts: Any) -> str:
 def _protocol_md(evaluation: Mapping[str, Any]) -> list[str]:
     p = evaluation.get("protocol", {})
     split = p.get("split", {})
+    sample = p.get("sample")
+    total = sample["of"] if sample else evaluation.get("n_test_points", "—")
+    sampled = (
+        [f"- Scored on a seeded sample: **{sample['n']}** of the {sample['of']} test points "
+         f"(seed {sample['seed']}), the same points for every model; every figure below is "
+         "on the sample."]
+        if sample
+        else []
+    )
     return [
         "## Protocol",
         "",
-        f"- Test points: **{evaluation.get('n_test_points', '—')}** — every event from the test "
+        f"- Test points: **{total}** — every event from the test "
         f"cutoff ({_when(split.get('test_cutoff'))}) to the end of the log "
         f"({_when(split.get('end'))}), each predicted from the events before it "
         f"(window {p.get('window_len', '—')}).",
+        *sampled,
         f"- Training used events before {_when(split.get('val_cutoff'))}; validation (early "
         "stopping, calibration) the events up to the test cutoff. Baselines are fitted on "
         "everything before the test cutoff.",

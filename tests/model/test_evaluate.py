@@ -56,3 +56,39 @@ def test_evaluate_shape_on_the_exported_demo_model(demo_artifact: Path) -> None:
     assert model["next_behavior"]["log_loss"] < 10 and model["purchase"]["log_loss"] < 10
 
 
+
+
+def test_eval_sample_is_seeded_and_stated(
+    demo_artifact: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`seqcast evaluate --eval-sample N`: N of the test points, the same N for one seed,
+    others for another; the protocol and the report say so, and N at least the number of
+    points changes nothing."""
+    from model.cli import main
+    from model.report import render_markdown
+    from model.synth import write_csv
+
+    csv = tmp_path / "shoppers.csv"
+    write_csv(csv, 80, 0)
+
+    def run(*options: str) -> dict[str, Any]:
+        argv = ["evaluate", "--artifact", str(demo_artifact), "--data", str(csv), "--json",
+                "--no-baselines", *options]
+        assert main(argv) == 0
+        result: dict[str, Any] = json.loads(capsys.readouterr().out)
+        result["model"].pop("seconds")
+        return result
+
+    full = run()
+    n = full["n_test_points"]
+    assert n > 60 and "sample" not in full["protocol"]
+    assert run("--eval-sample", str(n))["model"] == full["model"]
+    a, again = run("--eval-sample", "60"), run("--eval-sample", "60", "--eval-seed", "0")
+    other = run("--eval-sample", "60", "--eval-seed", "7")
+    assert a["n_test_points"] == 60 and a["model"]["next_item"]["n"] == 60
+    assert a["protocol"]["sample"] == {"n": 60, "of": n, "seed": 0}
+    assert a["model"] == again["model"]
+    assert other["protocol"]["sample"]["seed"] == 7 and other["model"] != a["model"]
+    report = render_markdown(a, [], {}, None)
+    assert f"- Test points: **{n}**" in report
+    assert f"**60** of the {n} test points (seed 0)" in report

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from model.evaluation.ranking import matrix_scores, rank_dense
 from model.metrics import (
     EPS,
     RankingMetrics,
@@ -19,7 +20,6 @@ from model.metrics import (
     macro_auc,
     macro_f1,
     per_class_auc,
-    ranking_metrics,
     reliability,
     roc_auc,
 )
@@ -161,6 +161,15 @@ def test_per_class_and_macro_auc() -> None:
     assert macro_auc(y, probs) == pytest.approx((0.75 + 1 + 1) / 3)
 
 
+def ranking_metrics(
+    scores: np.ndarray, targets: np.ndarray, recall_k: int, ndcg_k: int
+) -> dict[str, float | int]:
+    """The ranking metrics of one score matrix, its targets ranked by `rank_dense`."""
+    acc = RankingMetrics(recall_k=recall_k, ndcg_k=ndcg_k)
+    acc.update(rank_dense(matrix_scores(scores), targets, scores.shape[1]))
+    return acc.result()
+
+
 def test_ranking_by_hand() -> None:
     scores = np.array(
         [
@@ -204,7 +213,8 @@ def test_ranking_streams_in_any_chunks(case: tuple[list[list[float]], list[int],
     whole = ranking_metrics(scores, tgt, recall_k=3, ndcg_k=2)
     acc = RankingMetrics(recall_k=3, ndcg_k=2)
     for lo in range(0, len(tgt), chunk):
-        acc.update(scores[lo : lo + chunk], tgt[lo : lo + chunk])
+        part = scores[lo : lo + chunk]
+        acc.update(rank_dense(matrix_scores(part), tgt[lo : lo + chunk], part.shape[1]))
     streamed = acc.result()
     for key in ("recall@3", "ndcg@2"):
         assert streamed[key] == pytest.approx(whole[key])

@@ -12,6 +12,7 @@ from model.baselines.classical import Transitions
 from model.baselines.recency import FEATURE_NAMES, RecencyFeatures
 from model.baselines.registry import BASELINES, Fitting, fit_baseline, select
 from model.evaluation.protocol import Horizon, Scorer
+from model.evaluation.ranking import FixedScores
 from model.evaluation.scoring import score_points
 from model.features import Behavior
 from model.sequences import EventLog, Points, TimeSplit
@@ -45,14 +46,12 @@ def fit(name: str, log: EventLog, split: TimeSplit, h: Horizon = H) -> Scorer:
     return fit_baseline(name, Fitting(log, split, h))
 
 
-def test_transitions_rows_are_the_counts() -> None:
+def test_transitions_cells_are_the_counts_plus_popularity() -> None:
     t = Transitions.count(np.array([0, 0, 0, 2]), np.array([1, 1, 3, 0]), 4)
-    assert t.rows(np.array([0, 1, 2, 0])).tolist() == [
-        [0, 2, 0, 1],
-        [0, 0, 0, 0],
-        [1, 0, 0, 0],
-        [0, 2, 0, 1],
-    ]
+    cells = t.cells(np.array([0, 1, 2, 0]), FixedScores(np.array([0.1, 0.2, 0.3, 0.4])))
+    got = sorted(zip(cells.point.tolist(), cells.code.tolist(), cells.value.tolist(),
+                     strict=True))
+    assert got == [(0, 1, 2.2), (0, 3, 1.4), (2, 0, 1.1), (3, 1, 2.2), (3, 3, 1.4)]
 
 
 def test_markov_learns_the_deterministic_cycle() -> None:
@@ -77,7 +76,13 @@ def test_popularity_and_last_are_what_they_say() -> None:
     pop = fit("popularity", log, split).score(log, points)
     assert pop.behavior is not None and pop.item is not None and pop.purchase is not None
     assert np.allclose(pop.behavior, pop.behavior[0])  # one answer for everyone
-    assert np.isneginf(pop.item[:, 3]).all()  # never seen before the test cutoff
+    # Item 3 is never seen before the test cutoff: the one target it is cannot rank.
+    assert (~pop.item.seen == (log.item[points.target] == 3)).all()
+    # A seen target ranks below the items with more training events, tied with as many.
+    counts = np.bincount(log.item[log.ts < split.test_cutoff], minlength=4)
+    own = counts[log.item[points.target]][pop.item.seen]
+    assert (pop.item.better[pop.item.seen] == (counts > own[:, None]).sum(axis=1)).all()
+    assert (pop.item.ties[pop.item.seen] == (counts == own[:, None]).sum(axis=1) - 1).all()
     assert len(np.unique(pop.purchase)) == 1
 
     last_scorer = fit("last", log, split)
@@ -86,10 +91,11 @@ def test_popularity_and_last_are_what_they_say() -> None:
     assert last.behavior is not None and last.item is not None
     assert (last.behavior.argmax(axis=1) == log.behavior[points.last]).all()
     assert np.allclose(last.behavior.sum(axis=1), 1.0)
-    assert (last.item.argmax(axis=1) == log.item[points.last]).all()
-    # The window's items come before every other: here the whole cycle is in each window.
-    top3 = np.sort(np.argsort(-last.item, axis=1)[:, :3], axis=1)
-    assert (top3 == [0, 1, 2]).all()
+    # The next item of the cycle (0 -> 1 -> 2 -> 0) was touched three events ago: the last
+    # two items rank above it, nothing ties with it; item 3 is in no window before its point.
+    cycled = log.item[points.target] != 3
+    assert (last.item.better[cycled] == 2).all() and (last.item.ties[cycled] == 0).all()
+    assert (last.item.seen == cycled).all()
     result = score_points(last_scorer, log, points)
     assert "purchase" not in result and "return" not in result
     assert result["next_behavior"]["accuracy"] == 0.0  # the cycle never repeats a behavior

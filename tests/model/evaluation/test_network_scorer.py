@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from eventlogs import event_log
 
-from model.evaluation.network import VocabScorer, rank_window_oov
+from model.evaluation.network import VocabScorer, head_scores, window_oov_cells
 from model.evaluation.scoring import score_points
 from model.features import FIRST_KNOWN, Features, FeatureSpec, Vocab, featurize_windows
 from model.sequences import EventLog, TimeSplit
@@ -57,19 +57,19 @@ def test_vocab_logits_map_to_log_codes_and_window_oov_ids_rank_by_their_bucket()
     scorer = VocabScorer(model, spec, items, categories)
     points = points_of(log, split, 4, 600, 120)
     out = scorer.score(log, points)
-    assert out.item is not None and out.item.shape == (len(points), 4)
-    last = log.item[points.last]
-    assert (out.item.argmax(axis=1) == last).all(), "the last item's row scores 5, OOV or not"
+    assert out.item is not None and out.item.better.shape == (len(points),)
+    last, target = log.item[points.last], log.item[points.target]
     stranger = last == 3
     assert stranger.any() and (~stranger).any()
     assert items.index_of("stranger") >= FIRST_KNOWN + items.n_known
-    # Outside the vocabulary and absent from the window: a miss.
-    assert np.isneginf(out.item[stranger][:, 2]).all()
-    assert np.isneginf(out.item[~stranger][:, 3]).all()
-    # "c" in a window of a, b, c: ranked by its bucket (logit 1 unless it is the last event).
-    cycling = ~stranger & (last != 2)
-    assert (out.item[cycling][:, 2] == 1.0).all()
-    assert np.isfinite(out.item[stranger][:, :2]).all()
+    # The stranger's windows hold only "stranger" (ranked by its bucket, logit 5 as the last
+    # event): the target ranks first. Its other logits are 1.
+    assert (out.item.better[stranger] == 0).all() and (out.item.ties[stranger] == 0).all()
+    # A cycling user's target (a, b or c, each in the window) ranks below the last item's 5
+    # and ties with the window's other item at logit 1; "stranger" is a miss for them.
+    cycling = ~stranger & (target != last)
+    assert (out.item.better[cycling] == 1).all() and (out.item.ties[cycling] == 1).all()
+    assert out.item.seen.all()
 
     result = score_points(scorer, log, points)
     observed = log.ts[points.last] + 600 <= split.end
@@ -95,13 +95,16 @@ def test_window_oov_codes_sharing_a_bucket_split_it() -> None:
     logits = np.log(np.array([[0.1, 0.1, 0.2, 0.1, 0.1, 0.3, 0.1], [0.1] * 5 + [0.2, 0.3]]))
     index = np.array([5, 5, 6, 2])
     oov = np.array([True, True, True, False])
-    scores = np.full((2, 4), -np.inf)
-    rank_window_oov(scores, logits, index, oov, np.array([0, 0, 0, 0, 1]),
-                    np.array([0, 1, 0, 3, 2]))
-    np.testing.assert_allclose(np.exp(scores[0, :2]), [0.15, 0.15])
-    assert np.isneginf(scores[0, 2:]).all(), "absent from the window / known: not touched here"
-    np.testing.assert_allclose(np.exp(scores[1, 2]), 0.3)
-    assert np.isneginf(scores[1, [0, 1, 3]]).all()
+    cells = window_oov_cells(logits, index, oov, np.array([0, 0, 0, 0, 1]),
+                             np.array([0, 1, 0, 3, 2]))
+    assert list(zip(cells.point.tolist(), cells.code.tolist(), strict=True)) == [
+        (0, 0), (0, 1), (1, 2)
+    ]
+    np.testing.assert_allclose(np.exp(cells.value), [0.15, 0.15, 0.3])
+    scores = head_scores(logits, index, np.array([False, False, False, True]), cells)
+    np.testing.assert_allclose(np.exp(scores(np.arange(4))),
+                               [[0.15, 0.15, 0, 0.2], [0, 0, 0.3, 0.1]])
+    np.testing.assert_allclose(np.exp(scores(np.array([[1], [3]]))), [[0.15], [0.1]])
 
 
 def test_evaluator_features_equal_the_service_featurization() -> None:
