@@ -13,7 +13,8 @@ time it is asked for (so `/openapi.json`, `/docs` and `/redoc` all show the resu
   SEQCAST_METRICS_KEY is set (the schemes of `app.deps`, all in X-API-Key);
 - limits: the schemas carry the hard caps of `app.schemas`; the document states the
   configured ones (SEQCAST_MAX_ID_LENGTH, SEQCAST_MAX_BATCH_EVENTS);
-- links: the user id an ingest answers leads to that user's prediction and erasure.
+- links: the user id an ingest answers leads to that user's prediction and erasure;
+- examples: an answer for every route (`app.examples`), a value for every parameter.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from app import examples
 from app.deps import ADMIN_SCHEME, METRICS_SCHEME, STOREFRONT_SCHEME
 from app.routes.users import PREDICTION_PATH
 from app.schemas import EVENTS_HARD_LIMIT, ID_HARD_LIMIT, ErrorOut
@@ -122,6 +124,24 @@ def _with_links(schema: dict[str, Any]) -> None:
         }
 
 
+def _with_examples(schema: dict[str, Any]) -> None:
+    """An example answer on every operation, an example value on every parameter."""
+    for (path, method), answer in examples.ANSWERS.items():
+        ok = schema["paths"][path][method]["responses"]["200"]
+        ok["content"]["application/json"]["example"] = answer
+    metrics = schema["paths"].get("/metrics")  # absent when the metrics have their own port
+    if metrics is not None:
+        metrics["get"]["responses"]["200"]["content"] = {
+            "text/plain": {"schema": {"type": "string"}, "example": examples.METRICS}
+        }
+    schema["components"]["schemas"]["ErrorOut"]["examples"] = [examples.ERROR]
+    for operations in schema["paths"].values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                if parameter["name"] in examples.PARAMETERS:
+                    parameter["example"] = examples.PARAMETERS[parameter["name"]]
+
+
 def rewritten(schema: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """FastAPI's `schema` as the service answers with `settings` (module docstring)."""
     schema.setdefault("components", {})
@@ -129,6 +149,7 @@ def rewritten(schema: dict[str, Any], settings: Settings) -> dict[str, Any]:
     _with_error_bodies(schema)
     _with_limits(schema, settings)
     _with_links(schema)
+    _with_examples(schema)
     return schema
 
 
