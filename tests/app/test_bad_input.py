@@ -89,7 +89,8 @@ def test_one_user_id_rule_on_every_route(client: TestClient) -> None:
     (path_id,) = spec["paths"]["/v1/users/{user_id}"]["delete"]["parameters"]
     for schema in (ingest_id, path_id["schema"]):
         assert "'/'" in (schema.get("description") or path_id["description"])
-        assert schema["pattern"] == ingest_id["pattern"] and schema["maxLength"] == 1024
+        # The configured length (SEQCAST_MAX_ID_LENGTH, default 128), not the hard cap.
+        assert schema["pattern"] == ingest_id["pattern"] and schema["maxLength"] == 128
 
 
 def test_events_from_beyond_the_clock_skew_are_refused(
