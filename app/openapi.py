@@ -77,6 +77,9 @@ def _with_security(schema: dict[str, Any], settings: Settings) -> None:
 
 
 def _with_error_bodies(schema: dict[str, Any]) -> None:
+    """The /v1 routes' common errors listed, `ErrorOut` as the body of each error response
+    that has none or FastAPI's validation model (a route's own error model, such as /readyz's
+    ReadyOut, stays); FastAPI's validation-error models removed."""
     components = schema["components"].setdefault("schemas", {})
     models = ErrorOut.model_json_schema(ref_template="#/components/schemas/{model}")
     components.update(models.pop("$defs", {}))
