@@ -72,15 +72,30 @@ StoreDep = Annotated[WindowStore, Depends(get_store)]
 PredictorDep = Annotated[Predictor, Depends(get_predictor)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 
-_api_key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False)
-ApiKeyHeader = Annotated[str | None, Security(_api_key_header)]
+# One OpenAPI security scheme per key, all sent in X-API-Key: `app.openapi` keeps, in each
+# mode, the schemes whose check is on.
+STOREFRONT_SCHEME, ADMIN_SCHEME, METRICS_SCHEME = "StorefrontKey", "AdminKey", "MetricsKey"
+
+
+def key_scheme(scheme: str, description: str) -> APIKeyHeader:
+    """The X-API-Key header, documented as the security scheme `scheme`."""
+    return APIKeyHeader(name=API_KEY_HEADER, scheme_name=scheme, description=description,
+                        auto_error=False)
+
+
+StorefrontKeyHeader = Annotated[str | None, Security(key_scheme(
+    STOREFRONT_SCHEME, "a storefront key (SEQCAST_API_KEYS) or the admin key"
+))]
+AdminKeyHeader = Annotated[str | None, Security(key_scheme(
+    ADMIN_SCHEME, "the admin key (SEQCAST_ADMIN_KEY)"
+))]
 
 
 def _matches(given: str | None, secret: str) -> bool:
     return given is not None and hmac.compare_digest(given.encode(), secret.encode())
 
 
-async def require_api_key(settings: SettingsDep, key: ApiKeyHeader) -> None:
+async def require_api_key(settings: SettingsDep, key: StorefrontKeyHeader) -> None:
     """The storefront's key (X-API-Key); open when no keys are configured in development."""
     if not settings.auth_enabled:
         return
@@ -91,7 +106,7 @@ async def require_api_key(settings: SettingsDep, key: ApiKeyHeader) -> None:
     raise Unauthorized(f"missing or unknown {API_KEY_HEADER}")
 
 
-async def require_admin_key(settings: SettingsDep, key: ApiKeyHeader) -> None:
+async def require_admin_key(settings: SettingsDep, key: AdminKeyHeader) -> None:
     """Admin routes always need the admin key in X-API-Key: a storefront key is known but
     not enough (403), any other key or none is not known (401)."""
     if _matches(key, settings.admin_key.get_secret_value()):

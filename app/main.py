@@ -195,7 +195,7 @@ def create_app(
     if settings.docs_access == "key":
         app.include_router(keyed_docs_router(app))
     _install_handlers(app, metrics)
-    openapi.install(app)
+    openapi.install(app, settings)
     app.add_middleware(PredictionFastPath, route=find_prediction_route(users.router.routes))
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(AccessMiddleware, metrics=metrics)

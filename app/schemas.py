@@ -17,15 +17,16 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
     Tag,
-    field_validator,
+    WithJsonSchema,
 )
 
 from model.features import BEHAVIOR_NAMES
-from model.timestamps import parse_timestamp
+from model.timestamps import END, NUMBER_PATTERN, START, parse_timestamp
 
 if TYPE_CHECKING:
     BehaviorName = str
@@ -72,6 +73,47 @@ UserId = Annotated[
 ]
 
 
+# The grammar of `model.timestamps` as a JSON Schema pattern (no flags, no back-references),
+# with the calendar's fields narrowed as far as a pattern can: years 1969 and 2100 are in it
+# because a zone offset can move their edge hours inside the bounds.
+_YEAR = r"(1969|19[7-9][0-9]|20[0-9]{2}|2100)"
+_MONTH, _DAY = r"(0[1-9]|1[0-2])", r"(0[1-9]|[12][0-9]|3[01])"
+_HOUR, _MIN = r"([01][0-9]|2[0-3])", r"[0-5][0-9]"
+_TIME = rf"[Tt ]{_HOUR}((:{_MIN}(:{_MIN}([.,][0-9]+)?)?)?|({_MIN}({_MIN}([.,][0-9]+)?)?)?)"
+_ZONE = rf" *([Zz]|[Uu][Tt][Cc]|[+-]{_HOUR}(:?{_MIN})?)?"
+_ISO = rf"({_YEAR}-{_MONTH}-{_DAY}|{_YEAR}{_MONTH}{_DAY})({_TIME})?{_ZONE}"
+TIMESTAMP_PATTERN = rf"^\s*({NUMBER_PATTERN}|{_ISO})\s*$"
+TIMESTAMP_RULE = (
+    "unix seconds, as a JSON number or a decimal string (\"1714564800\", \"1.7e9\"; "
+    "milliseconds and finer units are not read: they lie past the upper bound), or an ISO "
+    "8601 string with a calendar date and optional time and zone (\"2024-05-01T12:00:00Z\", "
+    "\"2024-05-01 12:00:00+02:00\", \"2024-05-01\"; no zone = UTC). The instant lies from "
+    f"1970-01-01T00:00:00Z ({START:.0f}) up to, not including, 2100-01-01T00:00:00Z "
+    f"({END:.0f}), after the zone offset; the date exists (no 2023-02-29); surrounding "
+    "whitespace is ignored. The rule of `model.timestamps`."
+)
+
+
+def _seconds(value: Any) -> float:
+    return parse_timestamp(value)  # unix seconds: the API reads numbers in no other unit
+
+
+# An event time: the one rule of `model.timestamps.parse_timestamp`, documented as the union
+# of its number and string forms (what the pattern cannot say is in the description).
+Timestamp = Annotated[
+    float,
+    BeforeValidator(_seconds),
+    WithJsonSchema({
+        "anyOf": [
+            {"type": "number", "minimum": START, "exclusiveMaximum": END},
+            {"type": "string", "pattern": TIMESTAMP_PATTERN},
+        ],
+        "description": TIMESTAMP_RULE,
+        "examples": ["2024-05-01T12:00:00Z", 1714564800],
+    }),
+]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -82,12 +124,7 @@ class SequenceEventIn(_Strict):
     item_id: Id
     category_id: Id | None = None
     behavior: BehaviorName
-    timestamp: float = Field(description="unix seconds or ISO 8601 (naive = UTC)")
-
-    @field_validator("timestamp", mode="before")
-    @classmethod
-    def _ts(cls, value: Any) -> float:
-        return parse_timestamp(value)
+    timestamp: Timestamp
 
 
 class EventIn(_Strict):
@@ -112,19 +149,14 @@ class EventIn(_Strict):
     item_id: Id
     category_id: Id | None = None
     behavior: BehaviorName
-    timestamp: float | None = Field(
+    timestamp: Timestamp | None = Field(
         None,
-        description="unix seconds or ISO 8601 (naive = UTC); server time if absent; at most "
-        "SEQCAST_MAX_CLOCK_SKEW_SECONDS ahead of the server clock",
+        description="server time if absent; at most SEQCAST_MAX_CLOCK_SKEW_SECONDS (default "
+        "300) ahead of the server clock",
     )
     event_id: Id | None = Field(
         None, description="re-sending an event with the same id does not count it twice"
     )
-
-    @field_validator("timestamp", mode="before")
-    @classmethod
-    def _ts(cls, value: Any) -> float | None:
-        return None if value is None else parse_timestamp(value)
 
 
 class EventsIn(_Strict):
@@ -146,6 +178,11 @@ EventsBody = Annotated[
 class SequenceIn(_Strict):
     user_id: UserId | None = Field(None, description="echoed back; not looked up")
     events: list[SequenceEventIn] = Field(max_length=EVENTS_HARD_LIMIT)
+
+
+def _whole(value: Any) -> Any:
+    """A float with no fraction as the int it equals; anything else as given."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 class PredictIn(_Strict):
@@ -174,9 +211,10 @@ class PredictIn(_Strict):
     )
 
     sequences: list[SequenceIn] = Field(min_length=1, max_length=SEQUENCES_HARD_LIMIT)
-    top_k: int = Field(
+    top_k: Annotated[int, BeforeValidator(_whole)] = Field(
         TOP_K_DEFAULT, ge=TOP_K_MIN, le=TOP_K_MAX, strict=True,
-        description="a JSON integer (not a string, a float or a boolean)",
+        description="a JSON integer: 3, or 3.0, the same number in JSON Schema's eyes (not a "
+        "string, a fraction or a boolean)",
     )
     explain: bool = Field(False, strict=True, description="a JSON boolean")
 

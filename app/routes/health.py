@@ -10,19 +10,29 @@ from __future__ import annotations
 import hmac
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Response
+from fastapi import APIRouter, Depends, Header, Response, Security
 
-from app.deps import ApiKeyHeader, MetricsDep, PredictorDep, SettingsDep, StoreDep
+from app.deps import (
+    METRICS_SCHEME,
+    MetricsDep,
+    PredictorDep,
+    SettingsDep,
+    StoreDep,
+    key_scheme,
+)
 from app.errors import Unauthorized
 from app.metrics import CONTENT_TYPE_LATEST
 from app.schemas import ReadyOut
 from app.settings import API_KEY_HEADER
 
 router = APIRouter(tags=["health"])
+MetricsKeyHeader = Annotated[str | None, Security(key_scheme(
+    METRICS_SCHEME, "the metrics key (SEQCAST_METRICS_KEY); also as `Authorization: Bearer`"
+))]
 
 
 async def require_metrics_key(
-    settings: SettingsDep, key: ApiKeyHeader,
+    settings: SettingsDep, key: MetricsKeyHeader,
     authorization: Annotated[str | None, Header()] = None,
 ) -> None:
     if settings.metrics_key is None:

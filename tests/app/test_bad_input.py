@@ -89,7 +89,8 @@ def test_one_user_id_rule_on_every_route(client: TestClient) -> None:
     (path_id,) = spec["paths"]["/v1/users/{user_id}"]["delete"]["parameters"]
     for schema in (ingest_id, path_id["schema"]):
         assert "'/'" in (schema.get("description") or path_id["description"])
-        assert schema["pattern"] == ingest_id["pattern"] and schema["maxLength"] == 1024
+        # The configured length (SEQCAST_MAX_ID_LENGTH, default 128), not the hard cap.
+        assert schema["pattern"] == ingest_id["pattern"] and schema["maxLength"] == 128
 
 
 def test_events_from_beyond_the_clock_skew_are_refused(
@@ -149,11 +150,14 @@ def test_flags_of_ingest_reload_and_stateless_predict_are_read_strictly(
     r = client.post("/v1/admin/reload?force=1", headers=admin)
     assert r.status_code == 422 and fields_of(r) == ["query.force"]
     sequences = [{"events": [{"item_id": "i", "behavior": "view", "timestamp": T0}]}]
-    for name, value in (("top_k", True), ("top_k", "3"), ("top_k", 3.0),
+    for name, value in (("top_k", True), ("top_k", "3"), ("top_k", 3.5),
                         ("explain", "yes"), ("explain", 1), ("explain", "true")):
         r = client.post("/v1/predict", json={"sequences": sequences, name: value})
         assert r.status_code == 422 and fields_of(r) == [name], (name, value)
     ok = client.post("/v1/predict", json={"sequences": sequences, "top_k": 3, "explain": True})
     assert ok.status_code == 200 and len(ok.json()["predictions"][0]["top_items"]) <= 3
+    # 3.0 is the integer 3 in JSON Schema, as the OpenAPI document's `integer` means it.
+    whole = client.post("/v1/predict", json={"sequences": sequences, "top_k": 3.0})
+    assert whole.status_code == 200 and len(whole.json()["predictions"][0]["top_items"]) <= 3
     leading_zeros = client.get("/v1/users/u/prediction?top_k=0003&explain=false")
     assert leading_zeros.status_code == 200
