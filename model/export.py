@@ -122,7 +122,7 @@ def parity_errors(
     features = featurize_windows(windows, trained.spec, trained.items, trained.categories)
     torch_out = trained.predict(features)
     errors = {name: _relative(onnx_out[name], torch_out[name]) for name in OUTPUT_NAMES}
-    found = item_candidates(ItemIndex(artifact), onnx_out["item_query"], onnx_out["item_gate"],
+    found = item_candidates(ItemIndex.open(artifact), onnx_out["item_query"], onnx_out["item_gate"],
                             onnx_out["item_copy"], features["item"], PARITY_TOP_K, exact=True)
     want = trained.item_logp(features, found.rows.clip(min=0))
     valid = found.rows >= 0

@@ -210,17 +210,20 @@ class RankingMetrics:
         targets = np.asarray(targets, dtype=np.int64)
         if scores.ndim != 2 or scores.shape[0] != len(targets):
             raise ValueError(f"scores {scores.shape} do not match {len(targets)} targets")
-        rows = np.arange(len(targets))
-        target_score = scores[rows, targets]
-        seen = np.isfinite(target_score)
-        s, ts = scores[seen], target_score[seen][:, None]
-        better = (s > ts).sum(axis=1)
-        ties = (s == ts).sum(axis=1) - 1  # the target itself is not a tie
-        self.n += len(targets)
+        target_score = scores[np.arange(len(targets)), targets][:, None]
+        better = (scores > target_score).sum(axis=1)
+        ties = (scores == target_score).sum(axis=1) - 1  # the target itself is not a tie
+        self.update_ranked(better, ties, np.isfinite(target_score[:, 0]))
+
+    def update_ranked(self, better: np.ndarray, ties: np.ndarray, seen: np.ndarray) -> None:
+        """A chunk already ranked (`model.evaluation.protocol.Ranked`): per point, the codes
+        scored above the target, those tied with it, and whether it was rankable at all."""
+        b, t = better[seen], ties[seen]
+        self.n += len(seen)
         self.n_unseen += int((~seen).sum())
-        self._recall_sum += float(_expected_hit(better, ties, self.recall_k).sum())
-        self._ndcg_sum += float(_expected_dcg(better, ties, self.ndcg_k).sum())
-        self._rank_sum += float((better + ties / 2.0 + 1.0).sum())
+        self._recall_sum += float(_expected_hit(b, t, self.recall_k).sum())
+        self._ndcg_sum += float(_expected_dcg(b, t, self.ndcg_k).sum())
+        self._rank_sum += float((b + t / 2.0 + 1.0).sum())
 
     def result(self) -> dict[str, float | int]:
         n = max(self.n, 1)

@@ -52,6 +52,12 @@ EXPANSION_ADD = 128
 EXPANSION_SEARCH = 128
 
 
+def row_sample(rows: int, seed: int) -> np.ndarray:
+    """The fixed uniform sample of rows (sorted int64) the approximate search estimates Z on."""
+    sample = np.random.default_rng(seed).choice(rows, size=min(SAMPLE_ROWS, rows), replace=False)
+    return np.sort(sample).astype(np.int64)
+
+
 def write_item_index(out: Path, vectors: np.ndarray, first_oov: int, *, ann: bool,
                      seed: int = 0) -> ItemIndexInfo:
     """Write the item vectors (rows, d + 1), the fixed row sample and, with `ann`, the HNSW
@@ -59,8 +65,7 @@ def write_item_index(out: Path, vectors: np.ndarray, first_oov: int, *, ann: boo
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     rows, dim = vectors.shape
     np.save(out / ITEM_VECTORS, vectors)
-    sample = np.random.default_rng(seed).choice(rows, size=min(SAMPLE_ROWS, rows), replace=False)
-    np.save(out / ITEM_SAMPLE, np.sort(sample).astype(np.int64))
+    np.save(out / ITEM_SAMPLE, row_sample(rows, seed))
     ann_sha = None
     if ann:  # the known rows in order: the index's i-th vector is row FIRST_KNOWN + i
         index = faiss.IndexHNSWFlat(dim, CONNECTIVITY, faiss.METRIC_INNER_PRODUCT)
@@ -88,15 +93,24 @@ class Hits:
 class ItemIndex:
     """An artifact's item vectors, memory-mapped, and its approximate index when it has one."""
 
-    def __init__(self, artifact: Artifact) -> None:
-        self.info = artifact.manifest.item_index
-        self.vectors: np.ndarray = np.load(artifact.path / ITEM_VECTORS, mmap_mode="r")
-        self.sample: np.ndarray = np.load(artifact.path / ITEM_SAMPLE)
-        self.first_oov = artifact.items.first_oov
-        self.ann: faiss.Index | None = None
-        if self.info.ann is not None:  # mapped, not read: workers share the page cache
-            self.ann = faiss.read_index(str(artifact.path / ITEM_ANN), faiss.IO_FLAG_MMAP_IFC)
-            faiss.ParameterSpace().set_index_parameter(self.ann, "efSearch", EXPANSION_SEARCH)
+    def __init__(self, vectors: np.ndarray, sample: np.ndarray, first_oov: int,
+                 ann: faiss.Index | None = None) -> None:
+        self.vectors = vectors  # (rows, d + 1) float32, the vocabulary layout
+        self.rows = len(vectors)
+        self.sample = sample  # (m,) int64 rows: the fixed uniform sample for Z
+        self.first_oov = first_oov
+        self.ann = ann
+
+    @classmethod
+    def open(cls, artifact: Artifact) -> ItemIndex:
+        """The artifact's vectors memory-mapped, and its index mapped, not read: worker
+        processes share one page-cache copy of each."""
+        ann = None
+        if artifact.manifest.item_index.ann is not None:
+            ann = faiss.read_index(str(artifact.path / ITEM_ANN), faiss.IO_FLAG_MMAP_IFC)
+            faiss.ParameterSpace().set_index_parameter(ann, "efSearch", EXPANSION_SEARCH)
+        return cls(np.load(artifact.path / ITEM_VECTORS, mmap_mode="r"),
+                   np.load(artifact.path / ITEM_SAMPLE), artifact.items.first_oov, ann)
 
     @property
     def n_known(self) -> int:
@@ -118,8 +132,8 @@ class ItemIndex:
         best = np.full((n, 0), -np.inf, dtype=np.float32)
         peak = np.full(n, -np.inf)
         total = np.zeros(n)
-        for lo in range(0, self.info.rows, BLOCK):
-            hi = min(lo + BLOCK, self.info.rows)
+        for lo in range(0, self.rows, BLOCK):
+            hi = min(lo + BLOCK, self.rows)
             s = query @ self.vectors[lo:hi].T  # (B, block)
             new_peak = np.maximum(peak, s.max(axis=1))
             total = total * np.exp(peak - new_peak) + np.exp(s - new_peak[:, None]).sum(axis=1)
@@ -144,7 +158,7 @@ class ItemIndex:
         retrieved = np.where(rows >= 0, self.logits(query, rows.clip(min=0)), -np.inf)
         sampled = query @ self.vectors[self.sample].T  # (B, m)
         outside = ~(self.sample[None, :, None] == rows[:, None, :]).any(axis=2)  # (B, m)
-        weight = np.log(self.info.rows / len(self.sample))
+        weight = np.log(self.rows / len(self.sample))
         terms = np.concatenate([retrieved, np.where(outside, sampled + weight, -np.inf)], axis=1)
         peak = terms.max(axis=1)
         return peak + np.log(np.exp(terms - peak[:, None]).sum(axis=1))

@@ -103,7 +103,7 @@ def load_model(
     except Exception as exc:  # onnxruntime raises its own exception types
         raise _rejected(artifact_dir, "onnxruntime cannot open the model", exc) from exc
     try:
-        items = ItemIndex(artifact)
+        items = ItemIndex.open(artifact)
     except Exception as exc:  # numpy and faiss raise their own exception types
         raise _rejected(artifact_dir, "cannot open the item index", exc) from exc
     try:

@@ -19,6 +19,18 @@ from model.sequences import EventLog, Points
 
 
 @dataclass(frozen=True)
+class Ranked:
+    """A ranking head's answer for n points, in memory independent of the catalog: where
+    each point's target ranks among the log's codes (the expected rank under uniform
+    tie-breaking is better + ties / 2 + 1), and optionally the K best codes."""
+
+    better: np.ndarray  # (n,) float64: codes scored strictly above the target
+    ties: np.ndarray  # (n,) float64: other codes scored equal to the target
+    seen: np.ndarray  # (n,) bool: the target was rankable (a finite score)
+    top: np.ndarray | None = None  # (n, K) int64 codes best first, -1 where fewer than K
+
+
+@dataclass(frozen=True)
 class Scores:
     """A scorer's answers for n points; None where it has no answer for a head."""
 
@@ -26,7 +38,7 @@ class Scores:
     purchase: np.ndarray | None = None  # (n,) P(purchase within the horizon)
     returns: np.ndarray | None = None  # (n,) P(return within the horizon)
     category: np.ndarray | None = None  # (n, n_categories) scores, -inf = cannot rank
-    item: np.ndarray | None = None  # (n, n_items) scores, -inf = cannot rank
+    item: np.ndarray | Ranked | None = None  # (n, n_items) scores, -inf = cannot rank
 
 
 class Scorer(Protocol):

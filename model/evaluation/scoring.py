@@ -14,7 +14,7 @@ import numpy as np
 from tqdm import tqdm
 
 from model import metrics
-from model.evaluation.protocol import Scorer
+from model.evaluation.protocol import Ranked, Scorer
 from model.features import BEHAVIOR_NAMES
 from model.sequences import CENSORED, EventLog, Points
 
@@ -76,7 +76,9 @@ def score_points(
         for lo in range(0, len(points), chunk_size):
             chunk = points.take(slice(lo, lo + chunk_size))
             out = scorer.score(log, chunk)
-            if out.item is not None:
+            if isinstance(out.item, Ranked):
+                item_acc.update_ranked(out.item.better, out.item.ties, out.item.seen)
+            elif out.item is not None:
                 item_acc.update(out.item, log.item[chunk.target])
             if out.category is not None:
                 category_acc.update(out.category, log.category[chunk.target])
@@ -100,6 +102,9 @@ def score_points(
             result[head] = _binary_metrics(np.concatenate(kept), labels)
     if item_acc.n:
         result["next_item"] = item_acc.result()
+        ann_recall = getattr(scorer, "ann_recall", None)
+        if ann_recall is not None:  # the network's approximate item search against exact
+            result["next_item"][f"ann_recall@{RECALL_K}"] = ann_recall
     if category_acc.n:
         result["next_category"] = category_acc.result()
     return result

@@ -19,7 +19,7 @@ def item_vectors(net: SeqNet) -> Tensor:
     """(rows, d + 1) float32: [table[x], bias[x]], what `model.retrieval` searches with the
     graph's `item_query` = [item_proj(h), 1]."""
     table, bias = item_table(net)
-    return torch.cat([table, bias[:, None]], dim=1).detach().float()
+    return torch.cat([table, bias[:, None]], dim=1).detach().float().cpu()
 
 
 class Scorer(nn.Module):
