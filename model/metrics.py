@@ -218,7 +218,7 @@ class RankingMetrics:
     def update_ranked(self, better: np.ndarray, ties: np.ndarray, seen: np.ndarray) -> None:
         """A chunk already ranked (`model.evaluation.protocol.Ranked`): per point, the codes
         scored above the target, those tied with it, and whether it was rankable at all."""
-        b, t = better[seen], ties[seen]
+        b, t = better[seen].astype(np.int64), ties[seen].astype(np.int64)
         self.n += len(seen)
         self.n_unseen += int((~seen).sum())
         self._recall_sum += float(_expected_hit(b, t, self.recall_k).sum())

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 import redis
+from eventlogs import event_log
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
@@ -17,9 +18,13 @@ from app.main import create_app
 from app.settings import Settings
 from app.store.keys import seen_key, window_key
 from model.artifact import load_artifact
+from model.evaluation.network import onnx_scorer
+from model.evaluation.protocol import Ranked
 from model.features import FIRST_KNOWN, Behavior, Event
 from model.retrieval import ItemIndex, item_candidates
 from model.runtime import OnnxModel
+from model.sequences import TimeSplit
+from model.sequences import test_points as points_of
 
 pytestmark = pytest.mark.slow
 
@@ -315,3 +320,32 @@ def test_metrics_are_exposed_with_route_templates(client: TestClient) -> None:
                  "seqcast_purchase_probability_count"):
         assert name in text
     assert client.get("/readyz").json() == {"ready": True, "model": True, "redis": True}
+
+
+def test_served_top_items_are_the_evaluators_ranking_of_the_same_window(
+    client: TestClient, demo_artifact: Path
+) -> None:
+    """GET prediction over HTTP and the evaluator (`VocabScorer` on the exported artifact)
+    rank the same window's items through the same merge, so they list the same items in the
+    same order, a new item the shopper keeps viewing included."""
+    posted = known_events(demo_artifact, "u-same", 9)
+    posted += [event("u-same", 9 + i, item_id="brand-new-item") for i in range(3)]
+    assert client.post("/v1/events", json={"events": posted}).status_code == 200
+    got = client.get("/v1/users/u-same/prediction", params={"top_k": 20}).json()
+
+    artifact = load_artifact(demo_artifact)
+    window = as_events(posted)
+    ids = sorted({e.item_id for e in window})
+    cats = sorted({e.category_id or "" for e in window})
+    rows = [(0, ids.index(e.item_id), cats.index(e.category_id or ""), e.behavior, int(e.ts))
+            for e in window]
+    rows.append((0, 0, 0, 0, int(window[-1].ts) + 60))  # the next event: the test point
+    log = event_log(rows, ["u-same"], ids, cats)
+    split = TimeSplit(val_cutoff=rows[-1][4] - 1, test_cutoff=rows[-1][4], end=rows[-1][4])
+    points = points_of(log, split, artifact.manifest.features.window_len, 3600, 1800)
+    assert len(points) == 1 and int(points.length[0]) == len(window)
+    ranked = onnx_scorer(artifact).score(log, points).item
+    assert isinstance(ranked, Ranked) and ranked.top is not None
+    evaluated = [str(log.item_ids[c]) for c in ranked.top[0] if c >= 0]
+    assert "brand-new-item" in evaluated
+    assert [s["id"] for s in got["top_items"]] == evaluated[: len(got["top_items"])]
