@@ -335,9 +335,12 @@ def test_served_top_items_are_the_evaluators_ranking_of_the_same_window(
 
     artifact = load_artifact(demo_artifact)
     window = as_events(posted)
-    ids = sorted({e.item_id for e in window})
-    cats = sorted({e.category_id or "" for e in window})
-    rows = [(0, ids.index(e.item_id), cats.index(e.category_id or ""), e.behavior, int(e.ts))
+    # The log knows every id of the vocabulary (as a training log does), and the new one.
+    ids = [*artifact.items.ids, "brand-new-item"]
+    known_cats = set(artifact.categories.ids)
+    cats = [*artifact.categories.ids,
+            *sorted({e.category_id for e in window if e.category_id not in known_cats})]
+    rows = [(0, ids.index(e.item_id), cats.index(e.category_id), e.behavior, int(e.ts))
             for e in window]
     rows.append((0, 0, 0, 0, int(window[-1].ts) + 60))  # the next event: the test point
     log = event_log(rows, ["u-same"], ids, cats)
