@@ -222,7 +222,8 @@ class PredictIn(_Strict):
 class ScoredId(BaseModel):
     id: str
     score: float | None = Field(
-        None, description="probability among known ids; null for cold-start priors"
+        None, description="the model's probability that this id is next (for items from an "
+        "approximate index: an estimate of it); null for cold-start priors"
     )
 
 

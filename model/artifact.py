@@ -3,6 +3,12 @@
     ARTIFACT_DIR/
         model.onnx          the exported network (see OUTPUTS)
         model.int8.onnx     optional dynamically quantized sibling (its own checksum too)
+        item_vectors.npy    float32 (item rows, d + 1): each row's [embedding, bias], the
+                            vocabulary layout; what `model.retrieval` searches
+        item_sample.npy     int64 row ids, a fixed uniform sample of the layout (the
+                            approximate search's estimate of the softmax normaliser)
+        item_index.faiss    the approximate (HNSW) index of the known rows, when the
+                            catalog is large enough (ItemIndexInfo.ann)
         vocab.json          {"items": [...raw ids...], "categories": [...]}, index order
         manifest.json       Manifest below
         report/             metrics.json, report.md, PNG plots (not read by the service)
@@ -23,11 +29,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from model.errors import SeqcastError
 from model.features import BEHAVIOR_NAMES, INPUT_NAMES, FeatureSpec, Vocab
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MANIFEST = "manifest.json"
 VOCAB = "vocab.json"
 ONNX = "model.onnx"
 ONNX_INT8 = "model.int8.onnx"
+ITEM_VECTORS = "item_vectors.npy"
+ITEM_SAMPLE = "item_sample.npy"
+ITEM_ANN = "item_index.faiss"
 
 # Every input is int64 (batch, time), left-padded (see model.features).
 
@@ -37,8 +46,9 @@ class OutputSpec:
     """One output of the exported network: float32, probabilities already calibrated.
 
     `axes` names each dimension: "batch" (windows scored), "time" (the batch's window width),
-    "behaviors" (len(BEHAVIOR_NAMES)), "categories" / "items" (the vocabulary layout's size,
-    `Vocab.size`). The DYNAMIC_AXES vary per call; the others are fixed by the artifact.
+    "behaviors" (len(BEHAVIOR_NAMES)), "categories" (the vocabulary layout's size,
+    `Vocab.size`), "query" (the item vectors' width, d + 1). The DYNAMIC_AXES vary per call;
+    the others are fixed by the artifact.
     """
 
     name: str
@@ -59,7 +69,16 @@ OUTPUTS = (
                probability=True),
     OutputSpec("category_logits", ("batch", "categories"),
                "next category, over the category vocabulary layout"),
-    OutputSpec("item_logits", ("batch", "items"), "next item, over the item vocabulary layout"),
+    OutputSpec("item_query", ("batch", "query"),
+               "the next-item query: row x of item_vectors.npy scores query . vector[x], the "
+               "generator's logit of x (its softmax over the layout is the generator)"),
+    OutputSpec("item_gate", ("batch",),
+               "the generator's share g of the next-item mixture (1 without copy heads)",
+               probability=True),
+    OutputSpec("item_copy", ("batch", "time"),
+               "the copy head's weight on each window position's item (0 at padding, and "
+               "everywhere without copy heads); p(x) = g softmax(x) + (1 - g) copy(x)",
+               probability=True),
     OutputSpec("event_surprise", ("batch", "time"),
                "-log p(behavior, category) of each event given the events before it in the "
                "window; 0 for padding and the window's first event"),
@@ -83,6 +102,19 @@ class Priors(BaseModel):
     top_categories: list[str]
 
 
+class ItemIndexInfo(BaseModel):
+    """The item vectors and their search index (`model.retrieval`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    rows: int  # the item vocabulary layout's size
+    dim: int  # d + 1: the embedding and the bias
+    vectors_sha256: str
+    sample_sha256: str
+    ann: str | None = None  # "faiss-hnsw" when item_index.faiss is shipped, else exact search
+    ann_sha256: str | None = None  # set whenever ann
+
+
 class Manifest(BaseModel):
     """manifest.json. Unknown keys are ignored, so a newer trainer's additions still load."""
 
@@ -101,6 +133,7 @@ class Manifest(BaseModel):
     metrics: dict[str, Any]
     parity_tolerance: float
     onnx_sha256: str
+    item_index: ItemIndexInfo
     behaviors: tuple[str, ...] = BEHAVIOR_NAMES
     inputs: tuple[str, ...] = INPUT_NAMES
     outputs: tuple[str, ...] = OUTPUT_NAMES
@@ -118,6 +151,13 @@ class Manifest(BaseModel):
         except json.JSONDecodeError as exc:
             raise ArtifactError(f"invalid JSON: {exc}") from exc
         version = d.get("schema_version") if isinstance(d, dict) else None
+        if isinstance(version, int) and version < SCHEMA_VERSION:
+            raise ArtifactError(
+                f"manifest schema_version {version} is older than this build's "
+                f"{SCHEMA_VERSION}: its model returns catalog-wide item logits, this service "
+                f"ranks items through the item vectors and index of a schema {SCHEMA_VERSION} "
+                f"artifact; retrain it with this version (`seqcast train`)"
+            )
         if version != SCHEMA_VERSION:
             raise ArtifactError(
                 f"manifest schema_version {version!r}; this build reads {SCHEMA_VERSION}"
@@ -183,8 +223,19 @@ def load_artifact(path: str | Path, *, verify: bool = True, int8: bool = False) 
         vocab = json.loads((root / VOCAB).read_text())
     except json.JSONDecodeError as exc:
         raise ArtifactError(f"{root}: {VOCAB}: invalid JSON: {exc}") from exc
+    index = manifest.item_index
+    index_files = {ITEM_VECTORS: index.vectors_sha256, ITEM_SAMPLE: index.sample_sha256}
+    if index.ann is not None:
+        if index.ann_sha256 is None:
+            raise ArtifactError(f"{root}: the manifest lists {ITEM_ANN} without its checksum")
+        index_files[ITEM_ANN] = index.ann_sha256
+    for name in index_files:
+        if not (root / name).is_file():
+            raise ArtifactError(f"{root}: missing {name}")
     if verify:
         _verify(root, ONNX, manifest.onnx_sha256)
+        for name, sha256 in index_files.items():
+            _verify(root, name, sha256)
     if int8:
         if not manifest.has_int8 or manifest.onnx_int8_sha256 is None:
             raise ArtifactError(

@@ -1,13 +1,16 @@
 """Export: a TrainedModel -> an artifact directory the service can load.
 
 `stage` writes model.onnx (the `model.net.scorer.Scorer` graph: calibrated outputs named
-`model.artifact.OUTPUT_NAMES`, dynamic batch and time axes), vocab.json, checkpoint.pt (for
-warm starts) and optionally model.int8.onnx, then runs the parity check: the service's own
-path (raw events -> `featurize_windows` -> ONNX Runtime, through `model.runtime.OnnxModel`)
-must agree with PyTorch on real windows. `publish` writes manifest.json, once and last.
-A directory without manifest.json is not an artifact, so a failed export leaves none, and
-a service watching the directory sees the artifact only when it is complete, metrics
-included (`model.pipeline` evaluates between the two).
+`model.artifact.OUTPUT_NAMES`, dynamic batch and time axes), the item vectors and their
+search index (`model.retrieval.write_item_index`: approximate above `ANN_MIN_ROWS` known
+items), vocab.json, checkpoint.pt (for warm starts) and optionally model.int8.onnx, then
+runs the parity check: the service's own path (raw events -> `featurize_windows` -> ONNX
+Runtime, through `model.runtime.OnnxModel`, and the item mixture's candidates through
+`model.retrieval.item_candidates` with exact search) must agree with PyTorch on real
+windows. `publish` writes manifest.json, once and last. A directory without manifest.json
+is not an artifact, so a failed export leaves none, and a service watching the directory
+sees the artifact only when it is complete, metrics included (`model.pipeline` evaluates
+between the two).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from model.artifact import (
     OUTPUT_NAMES,
     OUTPUTS,
     Artifact,
+    ItemIndexInfo,
     Manifest,
     load_artifact,
     sha256_of,
@@ -39,7 +43,8 @@ from model.artifact import (
 )
 from model.errors import SeqcastError
 from model.features import INPUT_NAMES, Event, featurize_windows
-from model.net.scorer import Scorer
+from model.net.scorer import Scorer, item_vectors
+from model.retrieval import ANN_MIN_ROWS, ItemIndex, item_candidates, write_item_index
 from model.runtime import OnnxModel
 from model.train.checkpoint import CHECKPOINT
 from model.train.trained import TrainedModel
@@ -99,23 +104,31 @@ def export_onnx(scorer: Scorer, path: Path) -> None:
         )
 
 
+PARITY_TOP_K = 20  # the item candidates compared, at least
+
+
+def _relative(got: np.ndarray, want: np.ndarray) -> float:
+    return float(np.max(np.abs(got - want) / np.maximum(1.0, np.abs(want)), initial=0.0))
+
+
 def parity_errors(
     trained: TrainedModel, artifact: Artifact, windows: Sequence[Sequence[Event]],
     *, int8: bool = False,
 ) -> dict[str, float]:
-    """Largest |onnx - torch| / max(1, |torch|) per output on these raw-event windows."""
+    """Largest |onnx - torch| / max(1, |torch|) per output on these raw-event windows, and
+    as "item_mixture" that of the log-probabilities of the served item candidates (exact
+    search) against PyTorch's mixture over the whole vocabulary."""
     onnx_out = OnnxModel(artifact, int8=int8).score(windows)
     features = featurize_windows(windows, trained.spec, trained.items, trained.categories)
     torch_out = trained.predict(features)
-    return {
-        name: float(
-            np.max(
-                np.abs(onnx_out[name] - torch_out[name]) / np.maximum(1.0, np.abs(torch_out[name])),
-                initial=0.0,
-            )
-        )
-        for name in OUTPUT_NAMES
-    }
+    errors = {name: _relative(onnx_out[name], torch_out[name]) for name in OUTPUT_NAMES}
+    found = item_candidates(ItemIndex.open(artifact), onnx_out["item_query"], onnx_out["item_gate"],
+                            onnx_out["item_copy"], features["item"], PARITY_TOP_K, exact=True)
+    want = trained.item_logp(features, found.rows.clip(min=0))
+    valid = found.rows >= 0
+    errors["item_mixture"] = _relative(np.log(np.maximum(found.prob[valid], 1e-30)),
+                                       want[valid])
+    return errors
 
 
 def _quantize(out: Path) -> None:
@@ -124,7 +137,7 @@ def _quantize(out: Path) -> None:
     quantize_dynamic(str(out / ONNX), str(out / ONNX_INT8), weight_type=QuantType.QInt8)
 
 
-def _manifest(trained: TrainedModel, out: Path, int8: bool) -> Manifest:
+def _manifest(trained: TrainedModel, out: Path, int8: bool, index: ItemIndexInfo) -> Manifest:
     """The staged files' manifest, before the evaluation's metrics and the parity figures."""
     sha = sha256_of(out / ONNX)
     now = datetime.now(UTC)
@@ -140,6 +153,7 @@ def _manifest(trained: TrainedModel, out: Path, int8: bool) -> Manifest:
         metrics={},  # the evaluation's, filled in by `model.pipeline.train_artifact`
         parity_tolerance=PARITY_TOLERANCE,
         onnx_sha256=sha,
+        item_index=index,
         has_int8=int8,
         onnx_int8_sha256=sha256_of(out / ONNX_INT8) if int8 else None,
         extra={
@@ -156,10 +170,12 @@ def stage(
     *,
     parity_windows: list[list[Event]],
     int8: bool = False,
+    ann: bool | None = None,
 ) -> Artifact:
     """Write every file of the artifact but its manifest into `out`, check parity, and return
     the artifact with the manifest `publish` is to write (its metrics still empty). Raises
-    ExportError when ONNX Runtime and PyTorch disagree beyond PARITY_TOLERANCE.
+    ExportError when ONNX Runtime and PyTorch disagree beyond PARITY_TOLERANCE. `ann`
+    ships the approximate item index (default: from ANN_MIN_ROWS known items on).
 
     Until `publish`, `out` holds no manifest.json, so no service loads it; the evaluator
     can already score the staged artifact, and its metrics go into the one manifest written.
@@ -168,12 +184,18 @@ def stage(
         raise ValueError("export needs non-empty parity windows (real windows of raw events)")
     out.mkdir(parents=True, exist_ok=True)
     (out / MANIFEST).unlink(missing_ok=True)  # from here until publish, not an artifact
-    export_onnx(trained.scorer(), out / ONNX)
+    scorer = trained.scorer()
+    export_onnx(scorer, out / ONNX)
+    index = write_item_index(
+        out, item_vectors(scorer.net).numpy(), trained.items.first_oov,
+        ann=trained.items.n_known >= ANN_MIN_ROWS if ann is None else ann,
+        seed=trained.cfg.seed,
+    )
     write_vocab(out, trained.items, trained.categories)
     trained.save_checkpoint(out / CHECKPOINT)
     if int8:
         _quantize(out)
-    manifest = _manifest(trained, out, int8)
+    manifest = _manifest(trained, out, int8, index)
     artifact = Artifact(path=out, manifest=manifest, items=trained.items,
                         categories=trained.categories)
     errors = parity_errors(trained, artifact, parity_windows)

@@ -32,7 +32,7 @@ def output_shapes(artifact: Artifact, batch: int, width: int) -> dict[str, tuple
         "time": width,
         "behaviors": len(artifact.manifest.behaviors),
         "categories": artifact.categories.size,
-        "items": artifact.items.size,
+        "query": artifact.manifest.item_index.dim,
     }
     return {o.name: tuple(sizes[axis] for axis in o.axes) for o in OUTPUTS}
 

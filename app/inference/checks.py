@@ -1,6 +1,7 @@
 """What a model must pass before it serves: its outputs on a few synthetic windows have the
 shapes of the contract's output spec, are finite, are probabilities where the spec says so,
-and do not depend on how the batch is padded."""
+and do not depend on how the batch is padded; its item vectors match the query's width and
+its item candidates are a distribution's top (probabilities summing to at most 1)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import numpy as np
 from app.errors import ArtifactRejected
 from model.artifact import OUTPUTS, Artifact
 from model.features import N_BEHAVIORS, Event
+from model.retrieval import ItemIndex, item_candidates
 from model.runtime import OnnxModel, output_shapes
 
 
@@ -31,8 +33,9 @@ def check_windows(artifact: Artifact) -> list[list[Event]]:
     ]
 
 
-def check_model(model: OnnxModel) -> None:
-    """Refuse a model whose outputs are malformed or that depends on batch padding."""
+def check_model(model: OnnxModel, items: ItemIndex) -> None:
+    """Refuse a model whose outputs are malformed or that depends on batch padding, or whose
+    item index does not fit it."""
     artifact = model.artifact
     windows = check_windows(artifact)
     out = model.score(windows)
@@ -50,6 +53,7 @@ def check_model(model: OnnxModel) -> None:
             raise ArtifactRejected(f"output {name} has values outside [0, 1]")
     if not np.allclose(out["behavior_probs"].sum(axis=1), 1.0, atol=1e-3):
         raise ArtifactRejected("behavior_probs rows do not sum to 1")
+    _check_items(model, items, windows, out)
     tolerance = max(artifact.manifest.parity_tolerance, 1e-5)
     if model.int8:
         # Dynamic quantization scales activations by their range over the whole batch, so a
@@ -63,3 +67,17 @@ def check_model(model: OnnxModel) -> None:
                 f"purchase_prob of a window changes with batch padding by "
                 f"{abs(alone - out['purchase_prob'][i]):.2e} > tolerance {tolerance:.1e}"
             )
+
+
+def _check_items(model: OnnxModel, items: ItemIndex, windows: list[list[Event]],
+                 out: dict[str, np.ndarray]) -> None:
+    artifact = model.artifact
+    expected = (artifact.items.size, out["item_query"].shape[1])
+    if items.vectors.shape != expected:
+        raise ArtifactRejected(f"item vectors have shape {items.vectors.shape}, expected "
+                               f"{expected} (item layout rows, query width)")
+    found = item_candidates(items, out["item_query"], out["item_gate"], out["item_copy"],
+                            model.featurize(windows)["item"], 10)
+    total = np.where(found.rows >= 0, found.prob, 0.0).sum(axis=1)
+    if not np.all(np.isfinite(total)) or np.any(total > 1.0 + 1e-3):
+        raise ArtifactRejected(f"item candidate probabilities sum to {total.max():.3g} > 1")

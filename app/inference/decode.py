@@ -15,6 +15,7 @@ import numpy as np
 
 from app.inference.slot import LoadedModel
 from model.features import BEHAVIOR_NAMES, FIRST_KNOWN, Event, Features, Vocab, window_oov
+from model.retrieval import ItemIndex, item_candidates
 from model.runtime import Outputs
 
 Prediction = dict[str, Any]
@@ -22,27 +23,53 @@ Prediction = dict[str, Any]
 
 def top_k_ids(logits: np.ndarray, vocab: Vocab, window_ids: Sequence[str | None],
               window_rows: np.ndarray, k: int) -> list[dict[str, Any]]:
-    """The k most probable ids of one row of scores (a softmax of them is the head's
-    distribution), best first, as `{"id", "score"}` with the probability among the candidates:
-    the known ids, plus the window's ids outside the vocabulary, each scored by its hashed
-    bucket (`model.features.window_oov`: the copy heads put probability there).
-    window_rows are the window's featurized rows of this vocabulary."""
-    extra_ids, extra_rows, extra_shift = window_oov(vocab, window_ids, window_rows)
-    scores = logits[FIRST_KNOWN : vocab.first_oov]
-    if extra_ids:
-        scores = np.concatenate([scores, logits[extra_rows] - extra_shift.astype(scores.dtype)])
-    k = min(k, len(scores))
-    if k == 0:
+    """The k most probable ids of one row of scores over the vocabulary layout (a softmax of
+    them is the head's distribution), best first, as `{"id", "score"}` with the head's
+    probability: among the known ids, plus the window's ids outside the vocabulary, each
+    scored by its hashed bucket (`model.features.window_oov`: the copy heads put probability
+    there). window_rows are the window's featurized rows of this vocabulary."""
+    weights = np.exp(logits.astype(np.float64) - logits.max())
+    prob = weights / weights.sum()
+    rows = np.arange(FIRST_KNOWN, vocab.first_oov)
+    k = min(k, len(rows))
+    if k <= 0:
         return []
-    weights = np.exp(scores - scores.max())  # the softmax, unnormalised
-    total = float(weights.sum())
-    part = np.argpartition(scores, len(scores) - k)[-k:]  # no negated copy of every score
-    order = part[np.argsort(-scores[part], kind="stable")]
-    probs = weights[order].astype(np.float64) / total
-    n_known, ids = vocab.n_known, vocab.ids
+    part = rows[np.argpartition(-prob[rows], k - 1)[:k]]
+    return _best(prob, part, vocab, window_ids, window_rows, k)
+
+
+def top_items(items: ItemIndex, out: Outputs, row: int, vocab: Vocab,
+              window_ids: Sequence[str | None], window_rows: np.ndarray,
+              k: int) -> list[dict[str, Any]]:
+    """The k most probable items of batch row `row`, as `top_k_ids` answers: the item
+    mixture's candidates (`model.retrieval.item_candidates`, the evaluator's ranking too),
+    scored with their probability. window_rows is the batch row's whole item input (its
+    last len(window_ids) columns are the window's)."""
+    found = item_candidates(items, out["item_query"][row : row + 1],
+                            out["item_gate"][row : row + 1], out["item_copy"][row : row + 1],
+                            window_rows[None, :], k)
+    valid = found.rows[0] >= 0
+    prob = np.zeros(vocab.size)
+    prob[found.rows[0][valid]] = found.prob[0][valid]
+    known = found.rows[0][valid]
+    known = known[vocab.is_known(known)]
+    return _best(prob, known, vocab, window_ids, window_rows[len(window_rows) - len(window_ids):],
+                 k)
+
+
+def _best(prob: np.ndarray, known: np.ndarray, vocab: Vocab, window_ids: Sequence[str | None],
+          window_rows: np.ndarray, k: int) -> list[dict[str, Any]]:
+    """The k best of the known rows and the window's ids outside the vocabulary (a bucket's
+    probability split evenly between the window's ids sharing it), from the probabilities
+    prob over the layout."""
+    extra_ids, extra_rows, extra_shift = window_oov(vocab, window_ids, window_rows)
+    scores = np.concatenate([prob[known], prob[extra_rows] / np.exp(extra_shift)])
+    order = np.argsort(-scores, kind="stable")[:k]
+    n_known, ids = len(known), vocab.ids
     return [
-        {"id": ids[i] if i < n_known else extra_ids[i - n_known], "score": p}
-        for i, p in zip(order.tolist(), probs.tolist(), strict=True)
+        {"id": ids[known[i] - FIRST_KNOWN] if i < n_known else extra_ids[i - n_known],
+         "score": float(scores[i])}
+        for i in order.tolist()
     ]
 
 
@@ -66,8 +93,8 @@ def decode_prediction(
         "purchase_probability": purchase,
         "return_probability": float(out["return_prob"][row]),
         "horizon_seconds": manifest.horizon_seconds,
-        "top_items": top_k_ids(out["item_logits"][row], artifact.items,
-                               [e.item_id for e in window], features["item"][row, -n:], top_k),
+        "top_items": top_items(current.items, out, row, artifact.items,
+                               [e.item_id for e in window], features["item"][row], top_k),
         "top_categories": top_k_ids(out["category_logits"][row], artifact.categories,
                                     [e.category_id for e in window],
                                     features["category"][row, -n:], top_k),

@@ -1,4 +1,5 @@
-"""The loaded-model slot: one artifact, opened in ONNX Runtime and checked, swapped as a whole.
+"""The loaded-model slot: one artifact, opened in ONNX Runtime with its item index (memory
+-mapped, `model.retrieval.ItemIndex`) and checked, swapped as a whole.
 
 A new artifact becomes a `LoadedModel` only through `load_model`, which refuses (with
 `ArtifactRejected` and the reason) any artifact that fails to load, to open or its checks.
@@ -19,6 +20,7 @@ import numpy as np
 from app.errors import ArtifactRejected
 from app.inference.checks import check_model
 from model.artifact import MANIFEST, Artifact, ArtifactError, load_artifact
+from model.retrieval import ItemIndex
 from model.runtime import OnnxModel
 
 Signature = tuple[int, int, int]
@@ -38,6 +40,7 @@ class LoadedModel:
     """One loaded artifact: swapped as a whole, never mutated."""
 
     model: OnnxModel
+    items: ItemIndex
     signature: Signature | None
     loaded_at: datetime
     surprise_quantiles: np.ndarray = field(init=False, repr=False)
@@ -100,9 +103,13 @@ def load_model(
     except Exception as exc:  # onnxruntime raises its own exception types
         raise _rejected(artifact_dir, "onnxruntime cannot open the model", exc) from exc
     try:
-        check_model(model)
+        items = ItemIndex.open(artifact)
+    except Exception as exc:  # numpy and faiss raise their own exception types
+        raise _rejected(artifact_dir, "cannot open the item index", exc) from exc
+    try:
+        check_model(model, items)
     except ArtifactRejected:
         raise
     except Exception as exc:  # a model that fails to run is refused, whatever the error
         raise _rejected(artifact_dir, "the model fails on check windows", exc) from exc
-    return LoadedModel(model, signature, datetime.now(UTC))
+    return LoadedModel(model, items, signature, datetime.now(UTC))

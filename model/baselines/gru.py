@@ -35,6 +35,8 @@ def fit_gru(
     """Train the GRU with the Transformer's saved training settings and score it through
     PyTorch on CPU with `TrainedModel.predict`, which computes the exported graph's outputs
     (no export: the GRU is never served)."""
+    from model.net.scorer import item_vectors
+    from model.retrieval import ItemIndex, row_sample
     from model.train import TrainConfig, fit
 
     saved = manifest_extra.get("train_config")
@@ -52,4 +54,6 @@ def fit_gru(
         },
     )
     trained = fit(cfg, log, split, tz_offset_seconds=h.tz_offset_seconds, progress=progress)
-    return VocabScorer(trained.predict, trained.spec, trained.items, trained.categories)
+    vectors = item_vectors(trained.net).numpy()
+    rows = ItemIndex(vectors, row_sample(len(vectors), cfg.seed), trained.items.first_oov)
+    return VocabScorer(trained.predict, trained.spec, trained.items, trained.categories, rows)

@@ -9,12 +9,28 @@ from torch import Tensor, nn
 from model.net.network import SeqNet
 
 
+def item_table(net: SeqNet) -> tuple[Tensor, Tensor]:
+    """The item head's tied output layer: the embedding table (rows, d) and the bias (rows,).
+    The generator's logit of row x is item_proj(h) . table[x] + bias[x]."""
+    return net.item_emb.weight, net.item_bias
+
+
+def item_vectors(net: SeqNet) -> Tensor:
+    """(rows, d + 1) float32: [table[x], bias[x]], what `model.retrieval` searches with the
+    graph's `item_query` = [item_proj(h), 1]."""
+    table, bias = item_table(net)
+    return torch.cat([table, bias[:, None]], dim=1).detach().float().cpu()
+
+
 class Scorer(nn.Module):
     """The exported graph: SeqNet plus calibration, answering for the last position.
 
     Outputs: `model.artifact.OUTPUTS` (names in order, axes, meaning), float32.
     Temperatures (fitted by `model.calibrate`) divide the behavior,
     purchase and return logits; the surprise uses the calibrated behavior distribution.
+    The item head answers with what its retrieval needs, not a score per catalog row: the
+    query, the mixture's generator share and the copy weights over the window
+    (`model.retrieval.item_candidates` merges them with the item vectors).
     """
 
     def __init__(self, net: SeqNet, temperatures: dict[str, float]) -> None:
@@ -26,22 +42,47 @@ class Scorer(nn.Module):
     def forward(
         self, item: Tensor, category: Tensor, behavior: Tensor, gap: Tensor, hour: Tensor,
         weekday: Tensor,
-    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    ) -> tuple[Tensor, ...]:
         net = self.net
         h = net.encode(item, category, behavior, gap, hour, weekday)  # (B, T, C)
         last = h[:, -1]  # (B, C)
-        category_last, item_last = net.last_scores(h, item, category)
         behavior_logp = F.log_softmax(net.behavior_head(h) / self.t_behavior, dim=-1)  # (B, T, 4)
         surprise = event_surprise(behavior_logp, net.next_category_logp(h, item, category),
                                   behavior)
+        gate, copy = self._item_mixture(h, item)
+        query = net.item_proj(last)  # (B, C)
         return (
             behavior_logp[:, -1].exp(),
             torch.sigmoid(net.purchase_head(last).squeeze(-1) / self.t_purchase),
             torch.sigmoid(net.return_head(last).squeeze(-1) / self.t_return),
-            category_last,
-            item_last,
+            self._category_scores(h, item, category),
+            torch.cat([query, torch.ones_like(query[:, :1])], dim=1),  # (B, C + 1)
+            gate,
+            copy,
             surprise,
         )
+
+    def _item_mixture(self, h: Tensor, item: Tensor) -> tuple[Tensor, Tensor]:
+        """The last position's generator share (B,) and copy weights over the window (B, T)."""
+        net = self.net
+        if not net.cfg.copy_heads:
+            return torch.ones_like(h[:, -1, 0]), torch.zeros_like(h[..., 0])
+        pointer = net.item_copy
+        attention = pointer.last_attention(h, item != 0, net.from_right(item))  # (B, T)
+        return torch.sigmoid(pointer.gate(h[:, -1])).squeeze(-1), attention
+
+    def _category_scores(self, h: Tensor, item: Tensor, category: Tensor) -> Tensor:
+        """(B, n_categories) at the last position: generator logits, or with copy heads the
+        mixture's log-probabilities (either way a softmax of them is the distribution)."""
+        net = self.net
+        last = h[:, -1]
+        logits = net.category_logits(last)
+        if not net.cfg.copy_heads:
+            return logits
+        pointer = net.category_copy
+        attention = pointer.last_attention(h, item != 0, net.from_right(item))
+        copied = pointer.copied(attention, category, logits.shape[-1])
+        return pointer.mix(logits.softmax(dim=-1), copied, last)
 
 
 def event_surprise(behavior_logp: Tensor, category_logp: Tensor, behavior: Tensor) -> Tensor:

@@ -103,8 +103,19 @@ def _protocol_md(evaluation: Mapping[str, Any]) -> list[str]:
         f"- Next item / category: full ranking over {p.get('n_items', '—')} items and "
         f"{p.get('n_categories', '—')} categories; targets outside a model's vocabulary are "
         "misses; ties take the expected rank.",
+        *_ann_md(evaluation),
         "",
     ]
+
+
+def _ann_md(evaluation: Mapping[str, Any]) -> list[str]:
+    """The line on the model's approximate item search, when its artifact has one."""
+    recall = number(evaluation.get("model", {}).get("next_item", {}).get("ann_recall@20"))
+    if recall is None:
+        return []
+    return [f"- The model's items are ranked as served, through its approximate item index "
+            f"(faiss HNSW): it finds {recall:.4f} of the exact top 20 (recall@20 against "
+            "exact search, on the test points)."]
 
 
 def _per_class_md(evaluation: Mapping[str, Any]) -> list[str]:

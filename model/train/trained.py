@@ -20,6 +20,8 @@ from model.train.config import TrainConfig
 from model.train.inference import Batch, map_batches
 from model.train.validation import EVAL_BATCH
 
+ITEM_LOGP_BATCH = 8
+
 
 @dataclass
 class TrainedModel:
@@ -50,6 +52,21 @@ class TrainedModel:
         inputs = {k: features[k] for k in INPUT_NAMES}
         outputs = map_batches(score, inputs, batch_size, torch.device("cpu"))
         return {name: out.numpy() for name, out in zip(OUTPUT_NAMES, outputs, strict=True)}
+
+    def item_logp(self, features: Features, rows: np.ndarray) -> np.ndarray:
+        """PyTorch's log-probabilities of the item mixture over the whole vocabulary at the
+        last position (`SeqNet.last_scores`), gathered at rows (B, C): the reference of the
+        served item candidates. A few windows at a time: each builds a catalog-wide row."""
+        net = self.scorer().net
+
+        def score(x: Batch) -> tuple[Tensor, ...]:
+            inputs = [x[k] for k in INPUT_NAMES]
+            _, item = net.last_scores(net.encode(*inputs), inputs[0], inputs[1])
+            return (item.log_softmax(-1).gather(1, x["rows"]),)
+
+        arrays = {**{k: features[k] for k in INPUT_NAMES}, "rows": rows.astype(np.int64)}
+        (logp,) = map_batches(score, arrays, ITEM_LOGP_BATCH, torch.device("cpu"))
+        return logp.numpy()
 
     def save_checkpoint(self, path: Path) -> None:
         """A checkpoint that describes itself: configs, vocabularies and weights."""

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 import redis
+from eventlogs import event_log
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
@@ -17,8 +18,13 @@ from app.main import create_app
 from app.settings import Settings
 from app.store.keys import seen_key, window_key
 from model.artifact import load_artifact
-from model.features import Behavior, Event
+from model.evaluation.network import onnx_scorer
+from model.evaluation.protocol import Ranked
+from model.features import FIRST_KNOWN, Behavior, Event
+from model.retrieval import ItemIndex, item_candidates
 from model.runtime import OnnxModel
+from model.sequences import TimeSplit
+from model.sequences import test_points as points_of
 
 pytestmark = pytest.mark.slow
 
@@ -49,6 +55,18 @@ def known_events(artifact: Path, user: str, n: int) -> list[dict[str, Any]]:
 
 def offline(artifact: Path, window: list[Event]) -> dict[str, np.ndarray]:
     return OnnxModel(load_artifact(artifact)).score([window])
+
+
+def offline_items(artifact: Path, window: list[Event], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The item candidates of `window` (rows, probabilities, best first) by exact search."""
+    loaded = load_artifact(artifact)
+    model = OnnxModel(loaded)
+    features = model.featurize([window])
+    out = model.run(features)
+    found = item_candidates(ItemIndex.open(loaded), out["item_query"], out["item_gate"],
+                            out["item_copy"], features["item"], k, exact=True)
+    valid = found.rows[0] >= 0
+    return found.rows[0][valid], found.prob[0][valid]
 
 
 def as_events(posted: list[dict[str, Any]]) -> list[Event]:
@@ -89,9 +107,10 @@ def test_prediction_equals_the_exported_model_offline(
         want["behavior_probs"][0].tolist(), abs=tol
     )
     items = load_artifact(demo_artifact).items
-    best = int(np.argmax(want["item_logits"][0][2 : 2 + items.n_known]))
-    assert got["top_items"][0]["id"] == items.ids[best]
-    assert len(got["top_items"]) == 5
+    rows, probs = offline_items(demo_artifact, window, 5)
+    known = (rows >= FIRST_KNOWN) & (rows < items.first_oov)
+    assert [s["id"] for s in got["top_items"]] == [items.id_of(r) for r in rows[known][:5]]
+    assert [s["score"] for s in got["top_items"]] == pytest.approx(probs[known][:5], abs=tol)
     scores = [s["score"] for s in got["top_items"]]
     assert scores == sorted(scores, reverse=True) and 0 < sum(scores) <= 1 + 1e-9
     assert 0 <= got["anomaly"]["percentile"] <= 1
@@ -108,18 +127,19 @@ def test_a_new_item_the_shopper_keeps_viewing_is_ranked_by_its_bucket(
     got = client.get("/v1/users/u-new-item/prediction", params={"top_k": 100}).json()
     artifact = load_artifact(demo_artifact)
     items = artifact.items
-    logits = offline(demo_artifact, as_events(posted))["item_logits"][0].astype(np.float64)
-    candidates = np.append(logits[2 : 2 + items.n_known], logits[items.index_of("brand-new-item")])
-    probs = np.exp(candidates - candidates.max())
-    probs /= probs.sum()
+    rows, probs = offline_items(demo_artifact, as_events(posted), 100)
+    bucket = items.index_of("brand-new-item")
+    assert bucket in rows, "the window's own bucket is always a candidate"
+    known = (rows >= FIRST_KNOWN) & (rows < items.first_oov)
+    p_new = float(probs[rows == bucket][0])
     scores = {s["id"]: s["score"] for s in got["top_items"]}
     tol = 10 * artifact.manifest.parity_tolerance
-    rank = int((probs > probs[-1]).sum())
+    rank = int((probs[known] > p_new).sum())
     assert rank < 100, "viewed three times in a row: among the top 100"
     assert got["top_items"][rank]["id"] == "brand-new-item"
-    assert scores["brand-new-item"] == pytest.approx(probs[-1], abs=tol)
+    assert scores["brand-new-item"] == pytest.approx(p_new, abs=tol)
     first = got["top_items"][0]
-    assert first["score"] == pytest.approx(probs.max(), abs=tol)
+    assert first["score"] == pytest.approx(max(probs[known].max(), p_new), abs=tol)
 
 
 def test_explanation_is_the_drop_in_purchase_probability_without_each_event(
@@ -300,3 +320,35 @@ def test_metrics_are_exposed_with_route_templates(client: TestClient) -> None:
                  "seqcast_purchase_probability_count"):
         assert name in text
     assert client.get("/readyz").json() == {"ready": True, "model": True, "redis": True}
+
+
+def test_served_top_items_are_the_evaluators_ranking_of_the_same_window(
+    client: TestClient, demo_artifact: Path
+) -> None:
+    """GET prediction over HTTP and the evaluator (`VocabScorer` on the exported artifact)
+    rank the same window's items through the same merge, so they list the same items in the
+    same order, a new item the shopper keeps viewing included."""
+    posted = known_events(demo_artifact, "u-same", 9)
+    posted += [event("u-same", 9 + i, item_id="brand-new-item") for i in range(3)]
+    assert client.post("/v1/events", json={"events": posted}).status_code == 200
+    got = client.get("/v1/users/u-same/prediction", params={"top_k": 20}).json()
+
+    artifact = load_artifact(demo_artifact)
+    window = as_events(posted)
+    # The log knows every id of the vocabulary (as a training log does), and the new one.
+    ids = [*artifact.items.ids, "brand-new-item"]
+    known_cats = set(artifact.categories.ids)
+    cats = [*artifact.categories.ids,
+            *sorted({e.category_id for e in window if e.category_id not in known_cats})]
+    rows = [(0, ids.index(e.item_id), cats.index(e.category_id), e.behavior, int(e.ts))
+            for e in window]
+    rows.append((0, 0, 0, 0, int(window[-1].ts) + 60))  # the next event: the test point
+    log = event_log(rows, ["u-same"], ids, cats)
+    split = TimeSplit(val_cutoff=rows[-1][4] - 1, test_cutoff=rows[-1][4], end=rows[-1][4])
+    points = points_of(log, split, artifact.manifest.features.window_len, 3600, 1800)
+    assert len(points) == 1 and int(points.length[0]) == len(window)
+    ranked = onnx_scorer(artifact).score(log, points).item
+    assert isinstance(ranked, Ranked) and ranked.top is not None
+    evaluated = [str(log.item_ids[c]) for c in ranked.top[0] if c >= 0]
+    assert "brand-new-item" in evaluated
+    assert [s["id"] for s in got["top_items"]] == evaluated[: len(got["top_items"])]

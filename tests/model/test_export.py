@@ -87,7 +87,9 @@ def test_export_writes_a_loadable_artifact_that_matches_pytorch(
         width = max(len(w) for w in batch)
         assert out["behavior_probs"].shape == (len(batch), 4)
         assert out["event_surprise"].shape == (len(batch), width)
-        assert out["item_logits"].shape == (len(batch), trained.items.size)
+        assert out["item_query"].shape == (len(batch), trained.net.cfg.d_model + 1)
+        assert out["item_gate"].shape == (len(batch),)
+        assert out["item_copy"].shape == (len(batch), width)
         np.testing.assert_allclose(out["behavior_probs"].sum(axis=1), 1.0, rtol=1e-5)
     # A window of unseen ids (hashed OOV buckets) still scores.
     unseen = [[Event("never-seen-item", "never-seen-cat", 0, 1.5e9), Event("x", None, 2, 1.5e9)]]
@@ -124,7 +126,7 @@ def test_int8_sibling(trained: TrainedModel, windows: list[list[Event]], tmp_pat
     artifact = export(trained, tmp_path / "q", windows, int8=True)
     assert artifact.manifest.has_int8 and (tmp_path / "q" / ONNX_INT8).is_file()
     errors = artifact.manifest.extra["int8_max_error"]
-    assert set(errors) == set(OUTPUT_NAMES)
+    assert set(errors) == {*OUTPUT_NAMES, "item_mixture"}
     out = OnnxModel(artifact, int8=True).score(windows)
     np.testing.assert_allclose(out["behavior_probs"].sum(axis=1), 1.0, rtol=1e-4)
 

@@ -14,6 +14,7 @@ from app.errors import ArtifactRejected
 from app.inference.checks import check_model, check_windows
 from model.artifact import OUTPUT_DTYPE, OUTPUTS, Artifact, load_artifact
 from model.features import Event
+from model.retrieval import ItemIndex
 from model.runtime import OnnxModel, Outputs, output_shapes
 
 pytestmark = pytest.mark.slow
@@ -27,7 +28,7 @@ def test_the_spec_gives_the_shapes_and_dtype_the_model_answers_with(demo_artifac
     assert list(out) == [o.name for o in OUTPUTS]
     for name, shape in output_shapes(model.artifact, len(windows), width).items():
         assert out[name].shape == shape and out[name].dtype == np.dtype(OUTPUT_DTYPE), name
-    check_model(model)
+    check_model(model, ItemIndex.open(model.artifact))
 
 
 class Tampered(OnnxModel):
@@ -44,7 +45,8 @@ class Tampered(OnnxModel):
 
 
 @pytest.mark.parametrize(("tamper", "message"), [
-    (lambda out: out.update(item_logits=out["item_logits"][:, 1:]), "output item_logits has shape"),
+    (lambda out: out.update(item_query=out["item_query"][:, 1:]), "output item_query has shape"),
+    (lambda out: out["item_gate"].__setitem__(0, 1.5), "item_gate has values outside"),
     (lambda out: out.pop("event_surprise"), "no output 'event_surprise'"),
     (lambda out: out["return_prob"].__setitem__(0, 1.5), "return_prob has values outside"),
     (lambda out: out["category_logits"].__setitem__((0, 0), np.nan), "category_logits has non"),
@@ -53,4 +55,5 @@ def test_outputs_that_break_the_spec_are_refused(
     demo_artifact: Path, tamper: Callable[[Outputs], object], message: str
 ) -> None:
     with pytest.raises(ArtifactRejected, match=message):
-        check_model(Tampered(load_artifact(demo_artifact), tamper))
+        artifact = load_artifact(demo_artifact)
+        check_model(Tampered(artifact, tamper), ItemIndex.open(artifact))

@@ -8,8 +8,10 @@ import pytest
 from eventlogs import event_log
 
 from model.evaluation.network import VocabScorer, head_scores, window_oov_cells
+from model.evaluation.protocol import Ranked
 from model.evaluation.scoring import score_points
 from model.features import FIRST_KNOWN, Features, FeatureSpec, Vocab, featurize_windows
+from model.retrieval import ItemIndex, row_sample
 from model.sequences import EventLog, TimeSplit
 from model.sequences import test_points as points_of
 
@@ -28,48 +30,60 @@ def small_log() -> tuple[EventLog, TimeSplit]:
 
 
 class RepeatLastItem:
-    """A deterministic stand-in network: the last event's item gets logit 5 and every other
-    column, OOV buckets included, logit 1; behavior and binary heads are constants."""
+    """A deterministic stand-in network: the last event's item row gets generator logit 5 and
+    every other row, OOV buckets included, logit 1 (item vectors [one-hot row, 1] and the
+    query [4 one-hot last row, 1]), no copy; behavior and binary heads are constants."""
 
     def __init__(self, n_items: int, n_categories: int) -> None:
         self.n_items, self.n_categories = n_items, n_categories
+        vectors = np.concatenate([np.eye(n_items), np.ones((n_items, 1))], axis=1)
+        self.rows = ItemIndex(vectors.astype(np.float32), row_sample(n_items, 0), n_items - 8)
 
     def __call__(self, features: Features) -> dict[str, np.ndarray]:
         b = len(features["item"])
-        items = np.ones((b, self.n_items), dtype=np.float32)
-        items[np.arange(b), features["item"][:, -1]] = 5.0
+        query = np.zeros((b, self.n_items + 1), dtype=np.float32)
+        query[np.arange(b), features["item"][:, -1]] = 4.0
+        query[:, -1] = 1.0
         return {
             "behavior_probs": np.tile([0.7, 0.1, 0.1, 0.1], (b, 1)),
             "purchase_prob": np.full(b, 0.2),
             "return_prob": np.full(b, 0.5),
             "category_logits": np.zeros((b, self.n_categories), dtype=np.float32),
-            "item_logits": items,
+            "item_query": query,
+            "item_gate": np.ones(b, dtype=np.float32),
+            "item_copy": np.zeros(features["item"].shape, dtype=np.float32),
         }
 
 
-def test_vocab_logits_map_to_log_codes_and_window_oov_ids_rank_by_their_bucket() -> None:
+def test_items_map_to_log_codes_and_window_oov_ids_rank_by_their_bucket() -> None:
     log, split = small_log()
     spec = FeatureSpec(window_len=4, n_oov_items=8, n_oov_categories=2)
     # "c" is left out of the item vocabulary, like "stranger": each can be ranked only where
     # it occurs in the window, by the score of the bucket it hashes to (as the service does).
     items, categories = Vocab(["b", "a"], 8), Vocab(["x", "y"], 2)
     model = RepeatLastItem(items.size, categories.size)
-    scorer = VocabScorer(model, spec, items, categories)
+    scorer = VocabScorer(model, spec, items, categories, model.rows)
     points = points_of(log, split, 4, 600, 120)
     out = scorer.score(log, points)
-    assert out.item is not None and out.item.better.shape == (len(points),)
-    last, target = log.item[points.last], log.item[points.target]
+    assert isinstance(out.item, Ranked) and out.item.top is not None
+    top = out.item.top
+    last = log.item[points.last]
+    assert (top[:, 0] == last).all(), "the last item's row scores 5, OOV or not"
     stranger = last == 3
     assert stranger.any() and (~stranger).any()
     assert items.index_of("stranger") >= FIRST_KNOWN + items.n_known
-    # The stranger's windows hold only "stranger" (ranked by its bucket, logit 5 as the last
-    # event): the target ranks first. Its other logits are 1.
-    assert (out.item.better[stranger] == 0).all() and (out.item.ties[stranger] == 0).all()
-    # A cycling user's target (a, b or c, each in the window) ranks below the last item's 5
-    # and ties with the window's other item at logit 1; "stranger" is a miss for them.
-    cycling = ~stranger & (target != last)
-    assert (out.item.better[cycling] == 1).all() and (out.item.ties[cycling] == 1).all()
-    assert out.item.seen.all()
+    # Outside the vocabulary and absent from the window: never ranked.
+    assert not (top[stranger] == 2).any()
+    assert not (top[~stranger] == 3).any()
+    # "c" in a window of a, b, c: ranked by its bucket, after the last item.
+    cycling = ~stranger & (last != 2)
+    assert (top[cycling][:, 1:] == 2).any(axis=1).all()
+    assert ((top[stranger] == 0).any(axis=1) & (top[stranger] == 1).any(axis=1)).all()
+    target = log.item[points.target]
+    hit = top == target[:, None]
+    np.testing.assert_array_equal(out.item.better, np.where(hit.any(axis=1), hit.argmax(axis=1),
+                                                            top.shape[1]))
+    assert scorer.ann_recall is None, "exact search"
 
     result = score_points(scorer, log, points)
     observed = log.ts[points.last] + 600 <= split.end
@@ -113,7 +127,8 @@ def test_evaluator_features_equal_the_service_featurization() -> None:
     log, split = small_log()
     spec = FeatureSpec(window_len=5, tz_offset_seconds=8 * 3600, n_oov_items=8)
     items, categories = Vocab(["b", "a"], 8), Vocab(["y"], 2)
-    scorer = VocabScorer(RepeatLastItem(items.size, categories.size), spec, items, categories)
+    model = RepeatLastItem(items.size, categories.size)
+    scorer = VocabScorer(model, spec, items, categories, model.rows)
     points = points_of(log, split, 5, 600, 120)
     ours = scorer.features(log, points)
     windows = [
