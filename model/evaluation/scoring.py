@@ -101,6 +101,9 @@ def score_points(
             result[head] = _binary_metrics(np.concatenate(kept), labels)
     if item_acc.n:
         result["next_item"] = item_acc.result()
+        ann_recall = getattr(scorer, "ann_recall", None)
+        if ann_recall is not None:  # the network's approximate item search against exact
+            result["next_item"][f"ann_recall@{RECALL_K}"] = ann_recall
     if category_acc.n:
         result["next_category"] = category_acc.result()
     return result

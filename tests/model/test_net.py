@@ -42,7 +42,9 @@ def test_output_shapes(encoder: str) -> None:
     assert out.category.shape == (3, 7, 12)
     assert out.item.shape == (3, 7, 50)
     scored = Scorer(net, {}).eval()(*_inputs(3, 7))
-    assert [tuple(t.shape) for t in scored] == [(3, 4), (3,), (3,), (3, 12), (3, 50), (3, 7)]
+    d = net.cfg.d_model
+    assert [tuple(t.shape) for t in scored] == [(3, 4), (3,), (3,), (3, 12), (3, d + 1), (3,),
+                                                (3, 7), (3, 7)]
     torch.testing.assert_close(scored[0].sum(dim=1), torch.ones(3))
 
 
@@ -61,7 +63,7 @@ def test_later_events_do_not_change_earlier_positions(encoder: str) -> None:
 
 def test_a_single_event_window_has_zero_surprise() -> None:
     scored = Scorer(_net("transformer"), {}).eval()(*_inputs(2, 1))
-    assert scored[5].tolist() == [[0.0], [0.0]]
+    assert scored[-1].tolist() == [[0.0], [0.0]]
 
 
 def test_batch_rows_are_independent() -> None:
@@ -78,7 +80,7 @@ def test_surprise_is_the_negative_log_probability_of_each_event(encoder: str) ->
     x = _inputs(1, 5)
     x = [torch.cat([torch.zeros(1, 2, dtype=torch.int64), t], dim=1) for t in x]  # 2 pads
     temperatures = {"behavior": 1.7}
-    surprise = Scorer(net, temperatures).eval()(*x)[5][0]
+    surprise = Scorer(net, temperatures).eval()(*x)[-1][0]
     out = net(*x)
     item, category, behavior = x[0][0], x[1][0], x[2][0]
     assert item[2] > 0
@@ -119,7 +121,9 @@ def test_copy_heads_put_probability_on_the_window() -> None:
             head.gate.weight.zero_()
             head.gate.bias.fill_(-30.0)  # g = sigmoid(-30): all mass on the copy
     scored = Scorer(net, {}).eval()(*x)
-    category, item = scored[3], scored[4]
+    category = scored[3]
+    with torch.no_grad():  # the item head's whole-vocabulary mixture (the served reference)
+        item = net.last_scores(net.encode(*x), x[0], x[1])[1]
     for row in range(2):
         for logp, ids in ((item[row], x[0][row, 3:]), (category[row], x[1][row, 3:])):
             p = logp.exp()

@@ -38,7 +38,7 @@ from model.export import PARITY_TOLERANCE, export_onnx
 from model.features import INPUT_NAMES
 from model.net.config import NetConfig
 from model.net.network import SeqNet, Targets
-from model.net.scorer import Scorer
+from model.net.scorer import Scorer, item_vectors
 
 SIZES = {"item": 40, "category": 12, "behavior": 5, "gap": 19, "hour": 25, "weekday": 8}
 WINDOW = 10
@@ -104,8 +104,9 @@ def _reference_losses(net: SeqNet, x: list[Tensor], t: Targets) -> Tensor:
     return torch.stack([behavior, binary[0], binary[1], category, item])
 
 
-def _reference_scores(net: SeqNet, x: list[Tensor]) -> list[Tensor]:
-    """The Scorer's outputs from forward's full per-position distributions."""
+def _reference_scores(net: SeqNet, x: list[Tensor]) -> dict[str, Tensor]:
+    """The Scorer's outputs from forward's full per-position distributions; for the item
+    head, the last position's whole-vocabulary mixture as "item"."""
     ref = net(*x)
     behavior_logp = (ref.behavior / TEMPERATURES["behavior"]).log_softmax(-1)  # (B, T, 4)
     category, behavior = x[1], x[2]
@@ -113,14 +114,24 @@ def _reference_scores(net: SeqNet, x: list[Tensor]) -> list[Tensor]:
     surprise = torch.zeros(behavior.shape)
     surprise[b, t + 1] = -(behavior_logp[b, t, behavior[b, t + 1] - 1]
                            + ref.category[b, t, category[b, t + 1]])
-    return [
-        behavior_logp[:, -1].exp(),
-        torch.sigmoid(ref.purchase[:, -1] / TEMPERATURES["purchase"]),
-        torch.sigmoid(ref.returns[:, -1] / TEMPERATURES["return"]),
-        ref.category[:, -1],
-        ref.item[:, -1],
-        surprise,
-    ]
+    return {
+        "behavior_probs": behavior_logp[:, -1].exp(),
+        "purchase_prob": torch.sigmoid(ref.purchase[:, -1] / TEMPERATURES["purchase"]),
+        "return_prob": torch.sigmoid(ref.returns[:, -1] / TEMPERATURES["return"]),
+        "category_logits": ref.category[:, -1],
+        "item": ref.item[:, -1].softmax(-1),
+        "event_surprise": surprise,
+    }
+
+
+def _item_mixture(net: SeqNet, answers: dict[str, Tensor], item: Tensor) -> Tensor:
+    """The item distribution over the vocabulary from the Scorer's item_query, item_gate
+    and item_copy: g softmax(query . vectors) + (1 - g) copy scattered onto the window's
+    rows."""
+    logits = answers["item_query"] @ item_vectors(net).T  # (B, rows)
+    gate = answers["item_gate"][:, None]
+    copied = torch.zeros_like(logits).scatter_add(1, item, answers["item_copy"])
+    return gate * logits.softmax(-1) + (1 - gate) * copied
 
 
 @pytest.mark.parametrize("encoder", ["transformer", "gru"])
@@ -141,8 +152,9 @@ def test_reference_loss_scorer_and_onnx_agree_whatever_the_padding(
             loss = net(*x, targets)
             torch.testing.assert_close(loss, _reference_losses(net, x, targets), **TOL)
             scored = scorer(*x)
-            for name, fast, ref in zip(OUTPUT_NAMES, scored, _reference_scores(net, x),
-                                       strict=True):
+            named = dict(zip(OUTPUT_NAMES, scored, strict=True))
+            for name, ref in _reference_scores(net, x).items():
+                fast = _item_mixture(net, named, x[0]) if name == "item" else named[name]
                 torch.testing.assert_close(fast, ref, **TOL, msg=f"{encoder} {name} {width}")
             onnx = session.run(None, {k: v.numpy() for k, v in zip(INPUT_NAMES, x, strict=True)})
             for name, got, want in zip(OUTPUT_NAMES, onnx, scored, strict=True):
@@ -152,8 +164,10 @@ def test_reference_loss_scorer_and_onnx_agree_whatever_the_padding(
             # (0 on the padding), and the loss.
             pad = width - max(LENGTHS)
             answers = dict(zip(OUTPUT_NAMES, scored, strict=True))
-            answers["event_surprise"] = scored[5][:, pad:]
-            assert not scored[5][:, :pad].any()
+            answers["event_surprise"] = answers["event_surprise"][:, pad:]
+            assert not scored[-1][:, :pad].any()
+            assert not answers["item_copy"][:, :pad].any()
+            answers["item_copy"] = answers["item_copy"][:, pad:]
             answers["loss"] = loss
             for name, value in answers.items():
                 if name in first:
