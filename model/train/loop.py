@@ -136,24 +136,49 @@ class EarlyStopping:
 
 @dataclass
 class Optimizer:
-    """AdamW (`SeqNet.configure_optimizers`) with a linear warmup."""
+    """`SeqNet.configure_optimizers` (AdamW for the dense parameters, a row-wise Adam for
+    the item and category tables), each with the same linear warmup."""
 
-    opt: torch.optim.Optimizer
-    sched: torch.optim.lr_scheduler.LambdaLR
+    opts: list[torch.optim.Optimizer]
+    scheds: list[torch.optim.lr_scheduler.LambdaLR]
 
     @classmethod
     def of(cls, net: SeqNet, cfg: TrainConfig) -> Optimizer:
-        opt = net.configure_optimizers(cfg.lr, cfg.weight_decay)
+        opts = net.configure_optimizers(cfg.lr, cfg.weight_decay)
         warmup = max(cfg.warmup_steps, 1)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup))
-        return cls(opt, sched)
+        scheds = [torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup))
+                  for opt in opts]
+        return cls(opts, scheds)
 
     def step(self, loss: Tensor, params: Any, grad_clip: float) -> None:
-        self.opt.zero_grad(set_to_none=True)
+        for opt in self.opts:
+            opt.zero_grad(set_to_none=True)
         loss.backward()
-        nn.utils.clip_grad_norm_(params, grad_clip)
-        self.opt.step()
-        self.sched.step()
+        clip_grad_norm(params, grad_clip)
+        for opt, sched in zip(self.opts, self.scheds, strict=True):
+            opt.step()
+            sched.step()
+
+
+def clip_grad_norm(params: Any, max_norm: float) -> None:
+    """`nn.utils.clip_grad_norm_` for dense and sparse gradients (which it refuses): a
+    sparse gradient is coalesced first (a row read twice holds two entries), so its norm is
+    that of the dense gradient it stands for."""
+    grads = []
+    for p in params:
+        if p.grad is None:
+            continue
+        if p.grad.is_sparse:
+            p.grad = p.grad.coalesce()
+            grads.append(p.grad.values())
+        else:
+            grads.append(p.grad)
+    if not grads:
+        return
+    total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+    scale = (max_norm / (total + 1e-6)).clamp(max=1.0)
+    for g in grads:
+        g.mul_(scale)
 
 
 def _train(
