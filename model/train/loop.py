@@ -39,7 +39,7 @@ from model.train.checkpoint import load_checkpoint, warm_start, with_checkpoint_
 from model.train.config import TrainConfig
 from model.train.dataset import RunData, prepare
 from model.train.distributed import Placement, epoch_order
-from model.train.frequencies import Proposal, popularity_biases, priors
+from model.train.frequencies import Proposal, popularity_biases
 from model.train.trained import TrainedModel
 from model.train.validation import calibrate_on, validation_losses
 
@@ -76,7 +76,7 @@ def fit(
         logger.info(
             "training %s: %d events (%d windows), %d of %d validation points, %d items + %d "
             "OOV, %d categories + %d OOV, %d parameters, device %s",
-            cfg.encoder, len(run.train), len(run.starts), len(run.val), run.n_val,
+            cfg.encoder, run.n_train, len(run.starts), len(run.val), run.n_val,
             run.items.n_known, run.items.n_oov, run.categories.n_known, run.categories.n_oov,
             n_parameters(net), place.device,
         )
@@ -96,12 +96,12 @@ def fit(
         cfg=cfg,
         history=stopping.history,
         calibration=calibration,
-        priors=priors(run.data, run.train),
+        priors=run.priors,
         surprise_quantiles=quantiles,
         stats={
             "best_epoch": stopping.best_epoch,
             "best_val_loss": stopping.best,
-            "train_events": len(run.train),
+            "train_events": run.n_train,
             "validation_points": len(run.val),
             "parameters": n_parameters(net),
             "device": str(place.device),

@@ -59,9 +59,9 @@ def validation_set(
     return Validation(
         features=feats,
         targets={
-            "behavior": data.behavior[t],
-            "category": data.category[t],
-            "item": data.item[t],
+            "behavior": data.behavior[t].astype(np.int64),
+            "category": data.category[t].astype(np.int64),
+            "item": data.item[t].astype(np.int64),
             "purchase": points.purchase.astype(np.int64),
             "return": points.returns.astype(np.int64),
         },
