@@ -1,6 +1,7 @@
 """Training cost against catalog size: training steps, and whole runs, over growing catalogs.
 
     python bench/train_scale.py steps [--catalogs 20000 500000] [--steps 20] [--preset default]
+    python bench/train_scale.py memory [--events 2000000] [--users 20000] [--catalogs 20000]
     python bench/train_scale.py fit [--events 2000000] [--users 20000] [--catalogs 20000 500000]
                                     [--preset default] [--threads N]
 
@@ -11,6 +12,11 @@ negatives from the Zipf proposal); the networks take steps in turn, so a load on
 falls on all of them alike. Prints the median step seconds and events/s of each, its ratio to
 the first catalog's, and the process's peak RSS after each network's steps (cumulative: the
 process holds every network, its tables and its optimizer's moments).
+
+`memory`: bytes per event of the first catalog's synthetic log, as `load_log` leaves it and
+once `model.train.dataset.prepare` (what `fit` trains on) is built: the arrays held
+(tracemalloc, which counts NumPy's buffers; peak in brackets) and the RSS growth from just
+before the load (torch and the trainer imported first).
 
 `fit`: for each catalog size, a synthetic log in the Taobao CSV layout
 (user,item,category,behavior,ts; Zipf-distributed items, 1.0 exponent, each item in one of
@@ -146,6 +152,47 @@ def _zipf(items: int) -> np.ndarray:
     return _ZIPF[items]
 
 
+def memory(args: argparse.Namespace) -> None:
+    """Bytes per event held after the load and after `prepare` (see the module doc)."""
+    import tracemalloc
+
+    import model.train.loop  # noqa: F401 - torch and the trainer, before the baseline RSS
+    from model.data import load_log
+    from model.sequences import SplitConfig
+    from model.train.config import TrainConfig
+    from model.train.dataset import prepare
+
+    with tempfile.TemporaryDirectory() as tmp:
+        csv = Path(tmp) / "events.csv"
+        write_log(csv, args.events, args.users, args.catalogs[0], args.seed)
+        start = _rss()
+        tracemalloc.start()
+        data = load_log(csv, "taobao", progress=False)
+        n = len(data.log)
+        _report_memory("load_log", n, start)
+        split = SplitConfig(test_fraction=0.02).apply(data.log)
+        run = prepare(TrainConfig.preset(args.preset), data.log, split, data.tz_offset_seconds,
+                      None)
+        _report_memory("+ prepare", n, start)
+        del run
+
+
+def _rss() -> int:
+    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _report_memory(stage: str, n: int, start: int) -> None:
+    import gc
+    import tracemalloc
+
+    gc.collect()
+    held, peak = tracemalloc.get_traced_memory()
+    tracemalloc.reset_peak()
+    print(json.dumps({"stage": stage, "events": n, "held_b_per_event": round(held / n, 1),
+                      "peak_b_per_event": round(peak / n, 1),
+                      "rss_b_per_event": round((_rss() - start) / n, 1)}), flush=True)
+
+
 def fit_runs(args: argparse.Namespace) -> list[dict[str, float]]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -190,7 +237,7 @@ def fit_table(rows: list[dict[str, float]]) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("mode", choices=("steps", "fit"), nargs="?", default="steps")
+    p.add_argument("mode", choices=("steps", "memory", "fit"), nargs="?", default="steps")
     p.add_argument("--steps", type=int, default=20, help="steps per network (steps mode)")
     p.add_argument("--events", type=int, default=2_000_000)
     p.add_argument("--users", type=int, default=20_000)
@@ -206,6 +253,8 @@ def main() -> None:
     print(f"{platform.node()}, {os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d')}")
     if args.mode == "steps":
         print(steps_table(steps(args)))
+    elif args.mode == "memory":
+        memory(args)
     else:
         print(fit_table(fit_runs(args)))
 
