@@ -106,11 +106,12 @@ class SeqNet(nn.Module):
         self.purchase_head = nn.Linear(d, 1)
         self.return_head = nn.Linear(d, 1)
         self.category_proj = nn.Linear(d, d)
-        # One bias per row, stored as a (rows, 1) column so that `F.embedding` can read it
-        # sparsely like the table; `category_bias` / `item_bias` are its (rows,) view.
-        self.category_bias_rows = nn.Parameter(torch.zeros(cfg.n_categories, 1))
+        # One bias per row, a (rows, 1) sparse embedding so that it is read sparsely like the
+        # table (and DDP, which looks for sparse embeddings, reduces it as sparse);
+        # `category_bias` / `item_bias` are its (rows,) view.
+        self.category_bias_rows = nn.Embedding(cfg.n_categories, 1, sparse=True)
         self.item_proj = nn.Linear(d, d)
-        self.item_bias_rows = nn.Parameter(torch.zeros(cfg.n_items, 1))
+        self.item_bias_rows = nn.Embedding(cfg.n_items, 1, sparse=True)
         if cfg.copy_heads:
             self.item_copy = CopyHead(d, cfg.window_len)
             self.category_copy = CopyHead(d, cfg.window_len)
@@ -121,6 +122,8 @@ class SeqNet(nn.Module):
         # starting point instead of something the projection must first discover.
         nn.init.eye_(self.category_proj.weight)
         nn.init.eye_(self.item_proj.weight)
+        nn.init.zeros_(self.category_bias_rows.weight)
+        nn.init.zeros_(self.item_bias_rows.weight)
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
@@ -137,18 +140,18 @@ class SeqNet(nn.Module):
     @property
     def item_bias(self) -> Tensor:
         """(n_items,) the item output bias: a view of the `item_bias_rows` column."""
-        return self.item_bias_rows[:, 0]
+        return self.item_bias_rows.weight[:, 0]
 
     @property
     def category_bias(self) -> Tensor:
         """(n_categories,) the category output bias: a view of `category_bias_rows`."""
-        return self.category_bias_rows[:, 0]
+        return self.category_bias_rows.weight[:, 0]
 
     def row_tables(self) -> list[Tensor]:
         """The parameters with one row per item or category (tables and output biases):
         training reads them by sparse lookups only, so their gradients are sparse."""
-        return [self.item_emb.weight, self.item_bias_rows, self.category_emb.weight,
-                self.category_bias_rows]
+        return [self.item_emb.weight, self.item_bias_rows.weight, self.category_emb.weight,
+                self.category_bias_rows.weight]
 
     def configure_optimizers(self, lr: float, weight_decay: float) -> list[torch.optim.Optimizer]:
         """AdamW for the dense parameters, with weight decay on the matrices only (biases
@@ -340,8 +343,8 @@ class SeqNet(nn.Module):
         """The tied output layer of the "item" or "category" head: projection, table
         (rows, C) and bias column (rows, 1)."""
         if head == "item":
-            return self.item_proj, self.item_emb.weight, self.item_bias_rows
-        return self.category_proj, self.category_emb.weight, self.category_bias_rows
+            return self.item_proj, self.item_emb.weight, self.item_bias_rows.weight
+        return self.category_proj, self.category_emb.weight, self.category_bias_rows.weight
 
     def _pointer(self, head: str) -> CopyHead:
         return self.item_copy if head == "item" else self.category_copy

@@ -30,7 +30,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     if not file.is_file():
         raise FileNotFoundError(f"{path}: no {CHECKPOINT} to warm-start from")
     old = dict(torch.load(file, map_location="cpu", weights_only=True))
-    if "item_bias_rows" not in old["state_dict"]:
+    if "item_bias_rows.weight" not in old["state_dict"]:
         raise CheckpointError(
             f"{file} was written by an older seqcast (output biases as (rows,) vectors, "
             "before the row-wise item tables): it cannot be continued; train without "
@@ -56,9 +56,9 @@ def warm_start(
     old_items, old_cats = len(old["items"]), len(old["categories"])
     rows = {
         "item_emb.weight": (old_items, items.n_known),
-        "item_bias_rows": (old_items, items.n_known),
+        "item_bias_rows.weight": (old_items, items.n_known),
         "category_emb.weight": (old_cats, categories.n_known),
-        "category_bias_rows": (old_cats, categories.n_known),
+        "category_bias_rows.weight": (old_cats, categories.n_known),
     }
     own = net.state_dict()
     with torch.no_grad():

@@ -76,9 +76,9 @@ def test_a_sampled_step_updates_only_the_rows_it_read() -> None:
     scored_items = torch.cat([targets.item.flatten(), item_negatives.rows])
     scored_categories = torch.cat([targets.category.flatten(), category_negatives.rows])
     for name, read in (("item_emb.weight", torch.cat([item.flatten(), scored_items])),
-                       ("item_bias_rows", scored_items),
+                       ("item_bias_rows.weight", scored_items),
                        ("category_emb.weight", torch.cat([category.flatten(), scored_categories])),
-                       ("category_bias_rows", scored_categories)):
+                       ("category_bias_rows.weight", scored_categories)):
         untouched = torch.ones(len(before[name]), dtype=torch.bool)
         untouched[read] = False
         after = dict(net.named_parameters())[name].detach()

@@ -151,10 +151,11 @@ def test_optimizer_decays_matrices_only_and_updates_the_tables_row_wise() -> Non
     assert all(p.dim() >= 2 and "emb" not in names[id(p)] for p in decay["params"])
     assert isinstance(rows, torch.optim.SparseAdam)
     assert {names[id(p)] for p in rows.param_groups[0]["params"]} == {
-        "item_emb.weight", "item_bias_rows", "category_emb.weight", "category_bias_rows"}
+        "item_emb.weight", "item_bias_rows.weight", "category_emb.weight",
+        "category_bias_rows.weight"}
     assert len(decay["params"]) + len(no_decay["params"]) + 4 == len(names)
     assert net.item_bias.shape == (50,) and net.category_bias.shape == (12,)
-    assert net.item_bias.data_ptr() == net.item_bias_rows.data_ptr()
+    assert net.item_bias.data_ptr() == net.item_bias_rows.weight.data_ptr()
 
 
 @pytest.mark.parametrize("encoder", ["transformer", "transformer+copy+stats"])
