@@ -21,7 +21,8 @@ before the load (torch and the trainer imported first).
 `fit`: for each catalog size, a synthetic log in the Taobao CSV layout
 (user,item,category,behavior,ts; Zipf-distributed items, 1.0 exponent, each item in one of
 5,000 categories; pv/fav/cart/buy at 89/3/6/2 %; 9 days) is written to a temporary
-directory and trained on in a child process, one after the other in one run: load_log,
+directory and trained on in a child process, the children at the same time (one thread
+each with --threads 1, so the machine's load falls on all alike): load_log,
 the 2 % test / 20 % validation split, then `fit` with `--epochs 1` (validation and
 calibration included; export, evaluation and baselines not).
 Prints one JSON line per catalog and a markdown table: training events/s (the epoch's
@@ -194,16 +195,19 @@ def _report_memory(stage: str, n: int, start: int) -> None:
 
 
 def fit_runs(args: argparse.Namespace) -> list[dict[str, float]]:
+    """One child per catalog size, all at the same time (see the module doc)."""
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
+        procs = []
         for items in args.catalogs:
             csv = Path(tmp) / f"events_{items}.csv"
             write_log(csv, args.events, args.users, items, args.seed)
             env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
-            proc = subprocess.Popen(
+            procs.append((items, subprocess.Popen(
                 [sys.executable, __file__, "fit", "--child", str(csv), "--preset", args.preset],
                 stdout=subprocess.PIPE, text=True, env=env,
-            )
+            )))
+        for items, proc in procs:
             assert proc.stdout is not None
             out = proc.stdout.read()
             _, status, usage = os.wait4(proc.pid, 0)
@@ -213,7 +217,6 @@ def fit_runs(args: argparse.Namespace) -> list[dict[str, float]]:
                    "peak_rss_gb": round(usage.ru_maxrss / 2**20, 2)}
             print(json.dumps(row), flush=True)
             rows.append(row)
-            csv.unlink()
     return rows
 
 
