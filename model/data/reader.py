@@ -48,8 +48,7 @@ def _csv_batches(
         read_names = names
     else:
         read_names = list(fmt.headerless_names)
-    avg_line = max(len(head) / max(len(lines), 1), 16) if lines else 64
-    block = int(min(max(chunk_rows * avg_line, 1 << 16), 1 << 28))
+    block = int(min(max(chunk_rows * mean_line_bytes(head), 1 << 16), 1 << 28))
 
     def invalid(row: pa_csv.InvalidRow) -> str:
         on_bad_row(row.text or "")
@@ -73,6 +72,15 @@ def _csv_batches(
     )
     for batch in stream:
         yield {canonical: batch.column(column) for canonical, column in wanted.items()}
+
+
+def mean_line_bytes(head: bytes) -> float:
+    """The mean length of the complete lines in the file's first bytes (newline included),
+    which sizes the CSV reader's blocks to about chunk_rows rows; 64 when none is complete."""
+    n_lines = head.count(b"\n")
+    if n_lines == 0:
+        return 64.0
+    return max((head.rindex(b"\n") + 1) / n_lines, 16.0)
 
 
 def _parquet_batches(path: Path, fmt: Format, chunk_rows: int) -> Iterator[Batch]:

@@ -76,8 +76,12 @@ class SeqNet(nn.Module):
         super().__init__()
         self.cfg = cfg
         d = cfg.d_model
-        self.item_emb = nn.Embedding(cfg.n_items, d, padding_idx=0)
-        self.category_emb = nn.Embedding(cfg.n_categories, d, padding_idx=0)
+        # The two large tables (and their output biases below) are read by sparse lookups
+        # only, in training: a step's gradient holds the rows it touched, and
+        # `configure_optimizers` gives them a row-wise (lazy) Adam, so a step's cost does
+        # not grow with the catalog.
+        self.item_emb = nn.Embedding(cfg.n_items, d, padding_idx=0, sparse=True)
+        self.category_emb = nn.Embedding(cfg.n_categories, d, padding_idx=0, sparse=True)
         self.behavior_emb = nn.Embedding(1 + N_BEHAVIORS, d, padding_idx=0)
         self.gap_emb = nn.Embedding(cfg.n_gaps, d, padding_idx=0)
         self.hour_emb = nn.Embedding(1 + HOURS, d, padding_idx=0)
@@ -102,9 +106,12 @@ class SeqNet(nn.Module):
         self.purchase_head = nn.Linear(d, 1)
         self.return_head = nn.Linear(d, 1)
         self.category_proj = nn.Linear(d, d)
-        self.category_bias = nn.Parameter(torch.zeros(cfg.n_categories))
+        # One bias per row, a (rows, 1) sparse embedding so that it is read sparsely like the
+        # table (and DDP, which looks for sparse embeddings, reduces it as sparse);
+        # `category_bias` / `item_bias` are its (rows,) view.
+        self.category_bias_rows = nn.Embedding(cfg.n_categories, 1, sparse=True)
         self.item_proj = nn.Linear(d, d)
-        self.item_bias = nn.Parameter(torch.zeros(cfg.n_items))
+        self.item_bias_rows = nn.Embedding(cfg.n_items, 1, sparse=True)
         if cfg.copy_heads:
             self.item_copy = CopyHead(d, cfg.window_len)
             self.category_copy = CopyHead(d, cfg.window_len)
@@ -115,6 +122,8 @@ class SeqNet(nn.Module):
         # starting point instead of something the projection must first discover.
         nn.init.eye_(self.category_proj.weight)
         nn.init.eye_(self.item_proj.weight)
+        nn.init.zeros_(self.category_bias_rows.weight)
+        nn.init.zeros_(self.item_bias_rows.weight)
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
@@ -128,18 +137,42 @@ class SeqNet(nn.Module):
                 with torch.no_grad():
                     module.weight[module.padding_idx].zero_()
 
-    def configure_optimizers(self, lr: float, weight_decay: float) -> torch.optim.AdamW:
-        """AdamW with weight decay on the matrices only: biases, norms and embedding tables
-        (whose rare rows would be pulled to zero between their few updates) are not decayed."""
-        named = list(self.named_parameters())
-        decay = [p for n, p in named if p.dim() >= 2 and "emb" not in n]
-        no_decay = [p for n, p in named if p.dim() < 2 or "emb" in n]
-        return torch.optim.AdamW(
-            [{"params": decay, "weight_decay": weight_decay},
-             {"params": no_decay, "weight_decay": 0.0}],
-            lr=lr,
-            betas=(0.9, 0.98),
-        )
+    @property
+    def item_bias(self) -> Tensor:
+        """(n_items,) the item output bias: a view of the `item_bias_rows` column."""
+        return self.item_bias_rows.weight[:, 0]
+
+    @property
+    def category_bias(self) -> Tensor:
+        """(n_categories,) the category output bias: a view of `category_bias_rows`."""
+        return self.category_bias_rows.weight[:, 0]
+
+    def row_tables(self) -> list[Tensor]:
+        """The parameters with one row per item or category (tables and output biases):
+        training reads them by sparse lookups only, so their gradients are sparse."""
+        return [self.item_emb.weight, self.item_bias_rows.weight, self.category_emb.weight,
+                self.category_bias_rows.weight]
+
+    def configure_optimizers(self, lr: float, weight_decay: float) -> list[torch.optim.Optimizer]:
+        """AdamW for the dense parameters, with weight decay on the matrices only (biases
+        and norms are not decayed), and a row-wise Adam (`torch.optim.SparseAdam`) for the
+        `row_tables`: it updates only the rows a step's gradient touched, and leaves the
+        others (whose rare rows would be pulled to zero between their few updates by a
+        decay) exactly as they are."""
+        rows = {id(p) for p in self.row_tables()}
+        dense = [(n, p) for n, p in self.named_parameters() if id(p) not in rows]
+        decay = [p for n, p in dense if p.dim() >= 2 and "emb" not in n]
+        no_decay = [p for n, p in dense if p.dim() < 2 or "emb" in n]
+        betas = (0.9, 0.98)
+        return [
+            torch.optim.AdamW(
+                [{"params": decay, "weight_decay": weight_decay},
+                 {"params": no_decay, "weight_decay": 0.0}],
+                lr=lr,
+                betas=betas,
+            ),
+            torch.optim.SparseAdam(self.row_tables(), lr=lr, betas=betas),
+        ]
 
     def encode(
         self, item: Tensor, category: Tensor, behavior: Tensor, gap: Tensor, hour: Tensor,
@@ -254,23 +287,40 @@ class SeqNet(nn.Module):
 
     def last_scores(self, hidden: Tensor, item: Tensor, category: Tensor) -> tuple[Tensor, Tensor]:
         """Category and item scores of the last position: (B, n_categories), (B, n_items).
-        Generator logits, or with copy heads the mixture's log-probabilities (either way
-        a softmax of them is the head's distribution). hidden (B, T, C); item, category the
-        (B, T) inputs."""
+        hidden (B, T, C); item, category the (B, T) inputs (`last_head_scores`)."""
+        return (self.last_head_scores("category", hidden, item, category),
+                self.last_head_scores("item", hidden, item, item))
+
+    def last_head_scores(self, head: str, hidden: Tensor, item: Tensor, window: Tensor) -> Tensor:
+        """The "item" or "category" head's scores of every row at the last position
+        (B, rows): generator logits, or with copy heads the mixture's log-probabilities
+        (either way a softmax of them is the head's distribution). hidden (B, T, C); item
+        the (B, T) item input, window the head's own (B, T) input."""
         last = hidden[:, -1]
-        category_out = self.category_logits(last)
-        item_out = self.item_logits(last)
-        if self.cfg.copy_heads:
-            real, from_right = item != 0, self.from_right(item)
-            outs = []
-            for name, logits, window in (("category", category_out, category),
-                                         ("item", item_out, item)):
-                pointer = self._pointer(name)
-                attention = pointer.last_attention(hidden, real, from_right)
-                copied = pointer.copied(attention, window, logits.shape[-1])
-                outs.append(pointer.mix(logits.softmax(dim=-1), copied, last))
-            category_out, item_out = outs
-        return category_out, item_out
+        proj, table, bias = self._output_layer(head)
+        logits = proj(last) @ table.T + bias[:, 0]
+        if not self.cfg.copy_heads:
+            return logits
+        pointer = self._pointer(head)
+        attention = pointer.last_attention(hidden, item != 0, self.from_right(item))
+        copied = pointer.copied(attention, window, logits.shape[-1])
+        return pointer.mix(logits.softmax(dim=-1), copied, last)
+
+    def last_target_logp(
+        self, head: str, hidden: Tensor, item: Tensor, window: Tensor, target: Tensor
+    ) -> Tensor:
+        """log p(target) (B,) of the "item" or "category" head at the last position, the
+        log-softmax of `last_head_scores` at target (B,) rows, without its (B, rows)
+        scores: the generator's full softmax over blocks of rows (`target_logp`), mixed
+        with the pointer's weight on the target. Arguments as `last_head_scores`."""
+        last = hidden[:, -1]
+        proj, table, bias = self._output_layer(head)
+        logp = target_logp(proj(last), table, bias, target, None)
+        if not self.cfg.copy_heads:
+            return logp
+        pointer = self._pointer(head)
+        attention = pointer.last_attention(hidden, item != 0, self.from_right(item))
+        return pointer.mix_target(logp, attention, window, target, last)
 
     def next_category_logp(self, hidden: Tensor, item: Tensor, category: Tensor) -> Tensor:
         """(B, T-1): log p(category of event t + 1) under the prediction at position t, the
@@ -290,10 +340,11 @@ class SeqNet(nn.Module):
         return pointer.mix_target(logp, attention[:, :-1], category[:, None, :], target, h)
 
     def _output_layer(self, head: str) -> tuple[nn.Linear, Tensor, Tensor]:
-        """The tied output layer of the "item" or "category" head: projection, table, bias."""
+        """The tied output layer of the "item" or "category" head: projection, table
+        (rows, C) and bias column (rows, 1)."""
         if head == "item":
-            return self.item_proj, self.item_emb.weight, self.item_bias
-        return self.category_proj, self.category_emb.weight, self.category_bias
+            return self.item_proj, self.item_emb.weight, self.item_bias_rows.weight
+        return self.category_proj, self.category_emb.weight, self.category_bias_rows.weight
 
     def _pointer(self, head: str) -> CopyHead:
         return self.item_copy if head == "item" else self.category_copy

@@ -12,7 +12,9 @@ from model.sequences import CENSORED, EventLog, purchase_labels, return_labels, 
 
 @dataclass(frozen=True)
 class Indexed:
-    """The flat event arrays featurize_indexed reads, with targets and labels per event."""
+    """The flat event arrays featurize_indexed reads, with targets and labels per event:
+    compact columns (int32 vocabulary rows, int8 codes and labels, int64 seconds; 20 bytes
+    an event), widened to int64 per batch only."""
 
     item: np.ndarray
     category: np.ndarray
@@ -32,13 +34,13 @@ class Indexed:
         same_user = np.zeros(len(events), dtype=bool)
         same_user[:-1] = events.user[1:] == events.user[:-1]
         return cls(
-            item=items[events.item],
-            category=categories[events.category],
-            behavior=events.behavior.astype(np.int64),
+            item=items.astype(np.int32)[events.item],
+            category=categories.astype(np.int32)[events.category],
+            behavior=events.behavior.astype(np.int8),
             ts=events.ts,
             has_next=same_user,
-            purchase=purchase_labels(events, horizon, known_until).astype(np.int64),
-            returns=return_labels(events, horizon, return_gap, known_until).astype(np.int64),
+            purchase=purchase_labels(events, horizon, known_until).astype(np.int8),
+            returns=return_labels(events, horizon, return_gap, known_until).astype(np.int8),
         )
 
     def batch(
@@ -60,18 +62,19 @@ class Indexed:
         return feats, where
 
     def targets(self, where: np.ndarray) -> dict[str, np.ndarray]:
-        """Per-position targets of `batch`'s flat index: the next event's behavior, category
-        and item (-1 where there is none), and the purchase and return labels."""
+        """Per-position targets of `batch`'s flat index, int64: the next event's behavior,
+        category and item (-1 where there is none), and the purchase and return labels."""
         safe = np.maximum(where, 0)
         ok = (where >= 0) & self.has_next[safe]
         nxt = np.minimum(safe + 1, len(self.ts) - 1)
-        return {
+        targets = {
             "behavior": np.where(ok, self.behavior[nxt], -1),
             "category": np.where(ok, self.category[nxt], -1),
             "item": np.where(ok, self.item[nxt], -1),
             "purchase": np.where(where >= 0, self.purchase[safe], CENSORED),
             "return": np.where(where >= 0, self.returns[safe], CENSORED),
         }
+        return {k: v.astype(np.int64) for k, v in targets.items()}
 
 
 def training_windows(events: EventLog, window_len: int) -> tuple[np.ndarray, np.ndarray]:

@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from model.errors import SeqcastError
 from model.features import FIRST_KNOWN, Vocab
 from model.net.config import NetConfig
 from model.net.network import SeqNet
@@ -19,12 +20,23 @@ logger = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint.pt"
 
 
+class CheckpointError(SeqcastError, ValueError):
+    """A checkpoint this version cannot continue from, with what to do instead."""
+
+
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """The checkpoint dict written by `TrainedModel.save_checkpoint` (a dir or a file)."""
     file = path / CHECKPOINT if path.is_dir() else path
     if not file.is_file():
         raise FileNotFoundError(f"{path}: no {CHECKPOINT} to warm-start from")
-    return dict(torch.load(file, map_location="cpu", weights_only=True))
+    old = dict(torch.load(file, map_location="cpu", weights_only=True))
+    if "item_bias_rows.weight" not in old["state_dict"]:
+        raise CheckpointError(
+            f"{file} was written by an older seqcast (output biases as (rows,) vectors, "
+            "before the row-wise item tables): it cannot be continued; train without "
+            "--init-from, or warm-start from an artifact this version trained"
+        )
+    return old
 
 
 def with_checkpoint_architecture(cfg: TrainConfig, old: dict[str, Any], path: Path) -> TrainConfig:
@@ -44,9 +56,9 @@ def warm_start(
     old_items, old_cats = len(old["items"]), len(old["categories"])
     rows = {
         "item_emb.weight": (old_items, items.n_known),
-        "item_bias": (old_items, items.n_known),
+        "item_bias_rows.weight": (old_items, items.n_known),
         "category_emb.weight": (old_cats, categories.n_known),
-        "category_bias": (old_cats, categories.n_known),
+        "category_bias_rows.weight": (old_cats, categories.n_known),
     }
     own = net.state_dict()
     with torch.no_grad():

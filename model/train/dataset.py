@@ -1,5 +1,6 @@
 """What a run trains and validates on: vocabularies, the indexed training events cut into
-windows, and the featurized validation sample."""
+windows, and the featurized validation sample. The run holds the compact `Indexed` columns
+and the windows, not a copy of the training events (docs/data.md, "Memory")."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ from typing import Any
 
 import numpy as np
 
+from model.artifact import Priors
 from model.features import FeatureSpec, Vocab
 from model.sequences import EventLog, TimeSplit
 from model.train.batches import Indexed, training_windows
 from model.train.config import TrainConfig
+from model.train.frequencies import priors
 from model.train.validation import Validation, validation_set
 from model.train.vocab import build_vocab
 
@@ -20,7 +23,8 @@ from model.train.vocab import build_vocab
 class RunData:
     """A run's data. starts, lengths: the training windows (flat indices into data)."""
 
-    train: EventLog
+    n_train: int  # training events
+    priors: Priors  # of the training events
     spec: FeatureSpec
     items: Vocab
     categories: Vocab
@@ -65,4 +69,5 @@ def prepare(
     )
     val, n_val = validation_set(log, split, cfg, spec, item_index, cat_index)
     starts, lengths = training_windows(train, cfg.window_len)
-    return RunData(train, spec, items, categories, data, val, n_val, starts, lengths)
+    return RunData(len(train), priors(data, train), spec, items, categories, data, val, n_val,
+                   starts, lengths)

@@ -39,7 +39,7 @@ from model.train.checkpoint import load_checkpoint, warm_start, with_checkpoint_
 from model.train.config import TrainConfig
 from model.train.dataset import RunData, prepare
 from model.train.distributed import Placement, epoch_order
-from model.train.frequencies import Proposal, popularity_biases, priors
+from model.train.frequencies import Proposal, popularity_biases
 from model.train.trained import TrainedModel
 from model.train.validation import calibrate_on, validation_losses
 
@@ -76,7 +76,7 @@ def fit(
         logger.info(
             "training %s: %d events (%d windows), %d of %d validation points, %d items + %d "
             "OOV, %d categories + %d OOV, %d parameters, device %s",
-            cfg.encoder, len(run.train), len(run.starts), len(run.val), run.n_val,
+            cfg.encoder, run.n_train, len(run.starts), len(run.val), run.n_val,
             run.items.n_known, run.items.n_oov, run.categories.n_known, run.categories.n_oov,
             n_parameters(net), place.device,
         )
@@ -96,12 +96,12 @@ def fit(
         cfg=cfg,
         history=stopping.history,
         calibration=calibration,
-        priors=priors(run.data, run.train),
+        priors=run.priors,
         surprise_quantiles=quantiles,
         stats={
             "best_epoch": stopping.best_epoch,
             "best_val_loss": stopping.best,
-            "train_events": len(run.train),
+            "train_events": run.n_train,
             "validation_points": len(run.val),
             "parameters": n_parameters(net),
             "device": str(place.device),
@@ -136,24 +136,49 @@ class EarlyStopping:
 
 @dataclass
 class Optimizer:
-    """AdamW (`SeqNet.configure_optimizers`) with a linear warmup."""
+    """`SeqNet.configure_optimizers` (AdamW for the dense parameters, a row-wise Adam for
+    the item and category tables), each with the same linear warmup."""
 
-    opt: torch.optim.Optimizer
-    sched: torch.optim.lr_scheduler.LambdaLR
+    opts: list[torch.optim.Optimizer]
+    scheds: list[torch.optim.lr_scheduler.LambdaLR]
 
     @classmethod
     def of(cls, net: SeqNet, cfg: TrainConfig) -> Optimizer:
-        opt = net.configure_optimizers(cfg.lr, cfg.weight_decay)
+        opts = net.configure_optimizers(cfg.lr, cfg.weight_decay)
         warmup = max(cfg.warmup_steps, 1)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup))
-        return cls(opt, sched)
+        scheds = [torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup))
+                  for opt in opts]
+        return cls(opts, scheds)
 
     def step(self, loss: Tensor, params: Any, grad_clip: float) -> None:
-        self.opt.zero_grad(set_to_none=True)
+        for opt in self.opts:
+            opt.zero_grad(set_to_none=True)
         loss.backward()
-        nn.utils.clip_grad_norm_(params, grad_clip)
-        self.opt.step()
-        self.sched.step()
+        clip_grad_norm(params, grad_clip)
+        for opt, sched in zip(self.opts, self.scheds, strict=True):
+            opt.step()
+            sched.step()
+
+
+def clip_grad_norm(params: Any, max_norm: float) -> None:
+    """`nn.utils.clip_grad_norm_` for dense and sparse gradients (which it refuses): a
+    sparse gradient is coalesced first (a row read twice holds two entries), so its norm is
+    that of the dense gradient it stands for."""
+    grads = []
+    for p in params:
+        if p.grad is None:
+            continue
+        if p.grad.is_sparse:
+            p.grad = p.grad.coalesce()
+            grads.append(p.grad.values())
+        else:
+            grads.append(p.grad)
+    if not grads:
+        return
+    total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+    scale = (max_norm / (total + 1e-6)).clamp(max=1.0)
+    for g in grads:
+        g.mul_(scale)
 
 
 def _train(

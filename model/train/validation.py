@@ -59,9 +59,9 @@ def validation_set(
     return Validation(
         features=feats,
         targets={
-            "behavior": data.behavior[t],
-            "category": data.category[t],
-            "item": data.item[t],
+            "behavior": data.behavior[t].astype(np.int64),
+            "category": data.category[t].astype(np.int64),
+            "item": data.item[t].astype(np.int64),
             "purchase": points.purchase.astype(np.int64),
             "return": points.returns.astype(np.int64),
         },
@@ -74,7 +74,8 @@ def last_position_logits(
     """Head outputs at the last position of each window (CPU tensors): behavior, purchase
     and return logits, category scores, and with item_target (-1: none) the item head's
     log-probability of it ("item_logp", 0 where there is no target). Heads run on the last
-    position only, and the (points x items) item scores are never kept whole."""
+    position only, and no (points x items) matrix is built: the item head's normaliser is
+    summed over blocks of rows (`SeqNet.last_target_logp`)."""
     names = LAST_POSITION + (("item_logp",) if item_target is not None else ())
     if len(features["item"]) == 0:
         return {k: torch.zeros(0) for k in names}
@@ -83,12 +84,13 @@ def last_position_logits(
         inputs = [x[k] for k in INPUT_NAMES]
         hidden = net.encode(*inputs)
         h = hidden[:, -1]  # (B, C)
-        category, item = net.last_scores(hidden, inputs[0], inputs[1])
+        item, category = inputs[0], inputs[1]
         out = [net.behavior_head(h), net.purchase_head(h).squeeze(-1),
-               net.return_head(h).squeeze(-1), category]
+               net.return_head(h).squeeze(-1),
+               net.last_head_scores("category", hidden, item, category)]
         if item_target is not None:
             t = x["item_target"]
-            logp = item.log_softmax(-1).gather(1, t.clamp(min=0)[:, None]).squeeze(1)
+            logp = net.last_target_logp("item", hidden, item, item, t.clamp(min=0))
             out.append(torch.where(t >= 0, logp, torch.zeros_like(logp)))
         return out
 

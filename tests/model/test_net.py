@@ -146,11 +146,32 @@ def test_behavior_stats_count_the_prefix() -> None:
     torch.testing.assert_close(stats[-1, 4:], torch.tensor([0.5, 0.25, 0.0, 0.25]))
 
 
-def test_optimizer_decays_matrices_only() -> None:
+def test_optimizer_decays_matrices_only_and_updates_the_tables_row_wise() -> None:
     net = _net("transformer+copy+stats")
-    decay, no_decay = net.configure_optimizers(lr=1e-3, weight_decay=0.1).param_groups
+    dense, rows = net.configure_optimizers(lr=1e-3, weight_decay=0.1)
+    decay, no_decay = dense.param_groups
     assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
     names = {id(p): n for n, p in net.named_parameters()}
     assert all(p.dim() >= 2 and "emb" not in names[id(p)] for p in decay["params"])
-    assert {names[id(p)] for p in no_decay["params"]} >= {"item_emb.weight", "item_bias"}
-    assert len(decay["params"]) + len(no_decay["params"]) == len(names)
+    assert isinstance(rows, torch.optim.SparseAdam)
+    assert {names[id(p)] for p in rows.param_groups[0]["params"]} == {
+        "item_emb.weight", "item_bias_rows.weight", "category_emb.weight",
+        "category_bias_rows.weight"}
+    assert len(decay["params"]) + len(no_decay["params"]) + 4 == len(names)
+    assert net.item_bias.shape == (50,) and net.category_bias.shape == (12,)
+    assert net.item_bias.data_ptr() == net.item_bias_rows.weight.data_ptr()
+
+
+@pytest.mark.parametrize("encoder", ["transformer", "transformer+copy+stats"])
+def test_last_target_logp_is_the_last_scores_log_softmax_at_the_target(encoder: str) -> None:
+    net = _net(encoder)
+    inputs = _inputs(3, 7)
+    target = torch.tensor([0, 17, 49])
+    with torch.no_grad():
+        hidden = net.encode(*inputs)
+        item, category = inputs[0], inputs[1]
+        for head, window, rows in (("item", item, target), ("category", category, target % 12)):
+            scores = net.last_head_scores(head, hidden, item, window).log_softmax(-1)
+            expected = scores.gather(1, rows[:, None]).squeeze(1)
+            torch.testing.assert_close(
+                net.last_target_logp(head, hidden, item, window, rows), expected)

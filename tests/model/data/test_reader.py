@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from model.data import DataError, LoadedLog, parse_mapping
+from model.data.reader import mean_line_bytes
 from model.features import Behavior
 
 T0 = 1_511_600_000  # inside Taobao's span
@@ -71,3 +72,10 @@ def test_junk_parquet_is_refused(write: Write, load: Load) -> None:
             write("x.parquet", b"not parquet at all"),
             columns={"user": "u"} | {"item": "i", "behavior": "b", "timestamp": "t"},
         )
+
+
+def test_csv_blocks_are_sized_from_the_real_line_length() -> None:
+    line = b"1,2345678,4162024,pv,1511544070\n"
+    head = (line * 5000)[:1 << 16]  # the sniffed 64 KB, cut inside a line
+    assert mean_line_bytes(head) == len(line)
+    assert mean_line_bytes(b"no newline yet") == 64.0
