@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import shlex
 import signal
 import subprocess
@@ -86,7 +87,7 @@ def train(log: Path, out: Path, work: Path, label: str, args: argparse.Namespace
     run = measured(argv, work / f"train-{label}.log", args.timeout)
     run["command"] = shown(["seqcast", *argv[3:]])
     if run["status"] != "ok":
-        return run
+        return {**run, **from_log((work / f"train-{label}.log").read_text(errors="replace"))}
     metrics = json.loads((out / "report" / "metrics.json").read_text())
     epoch = metrics["training"]["history"][0]
     model = metrics["model"]
@@ -101,6 +102,19 @@ def train(log: Path, out: Path, work: Path, label: str, args: argparse.Namespace
         "eval_points_per_s": round(metrics["n_test_points"] / model["seconds"], 1),
         "item_ndcg@10": model.get("next_item", {}).get("ndcg@10"),
     }
+
+
+def from_log(text: str) -> dict[str, Any]:
+    """What a run that did not finish still tells: the epoch's events/s from its log line,
+    else the last rate the progress bar showed."""
+    epoch = re.findall(r"epoch 1: ([0-9.]+) events/s", text)
+    if epoch:
+        return {"train_events_per_s": float(epoch[-1]), "train_events_per_s_from": "log"}
+    bar = re.findall(r"events_s=([0-9,]+)", text)
+    if bar:
+        return {"train_events_per_s": float(bar[-1].replace(",", "")),
+                "train_events_per_s_from": "progress bar, epoch unfinished"}
+    return {}
 
 
 def serve(out: Path, work: Path, label: str, args: argparse.Namespace) -> dict[str, Any]:

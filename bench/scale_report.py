@@ -17,6 +17,7 @@ ROWS = (  # (label, part of the result, key, unit)
     ("events after cleaning", "train", "n_events", ""),
     ("items in the log", "train", "n_items_seen", ""),
     ("training (1 epoch)", "train", "train_events_per_s", "events/s"),
+    ("training events/s from", "train", "train_events_per_s_from", ""),
     ("epoch", "train", "epoch_s", "s"),
     ("test points", "train", "test_points", ""),
     ("evaluation", "train", "eval_points_per_s", "points/s"),
