@@ -97,6 +97,7 @@ def train(log: Path, out: Path, work: Path, label: str, args: argparse.Namespace
         "n_events": metrics["data"]["n_events"],
         "n_items_seen": metrics["data"]["n_items"],
         "train_events_per_s": round(epoch["events_per_s"], 1),
+        "train_events_per_s_from": "metrics.json",
         "epoch_s": round(epoch["seconds"], 1),
         "test_points": metrics["n_test_points"],
         "eval_points_per_s": round(metrics["n_test_points"] / model["seconds"], 1),
