@@ -89,6 +89,7 @@ def plot(results: dict[str, dict[str, Any]], png: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     panels = (("train", "peak_rss_gb", "training peak RSS (GB)"),
               ("train", "train_events_per_s", "training events/s"),
@@ -102,6 +103,7 @@ def plot(results: dict[str, dict[str, Any]], png: Path) -> None:
             if pts:
                 ax.plot(*zip(*pts, strict=True), marker="o", label=f"{events:,} events")
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # decades only: minor labels overlap
         ax.set_xlabel("catalog size (items)")
         ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3)
