@@ -84,7 +84,7 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _load(args: argparse.Namespace) -> Any:
+def _load(args: argparse.Namespace, progress: bool = True) -> Any:
     from model.data import load_log, parse_mapping
 
     return load_log(
@@ -96,6 +96,7 @@ def _load(args: argparse.Namespace) -> Any:
         if args.tz_offset_hours is None
         else int(args.tz_offset_hours * 3600),
         allow_unmapped=args.allow_unmapped,
+        progress=progress,
     )
 
 
@@ -128,10 +129,15 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    """Under torchrun, every rank runs this; rank 0 alone logs, writes and prints."""
     from model.pipeline import train_artifact
+    from model.train.distributed import Placement
 
     cfg = _train_config(args)
-    data = _load(args)
+    place = Placement.setup(cfg.device)
+    if not place.leader:
+        logging.getLogger().setLevel(logging.WARNING)
+    data = _load(args, progress=place.leader)
     evaluation = train_artifact(
         data,
         args.out,
@@ -142,7 +148,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         int8=args.int8,
         eval_sample=args.eval_sample,
         eval_seed=args.eval_seed,
+        place=place,
     )
+    if evaluation is None:
+        return 0
     logging.getLogger("seqcast").info(
         "artifact in %s; report in %s", args.out, args.out / "report" / "report.md"
     )

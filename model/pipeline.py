@@ -3,6 +3,10 @@
 load + clean  ->  global time split  ->  fit (early stopping, calibration)
     ->  stage (ONNX, vocabulary, parity check)  ->  evaluate vs baselines  ->  report
     ->  publish (the manifest, with the evaluation's metrics, written once and last)
+
+Under torchrun (a distributed `Placement`) every rank loads and trains; rank 0 alone
+stages, evaluates, reports and publishes, while the others wait for it in
+`Placement.finish`.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import logging
 import tempfile
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -19,6 +23,9 @@ from model.artifact import load_artifact
 from model.data import LoadedLog
 from model.features import Event
 from model.sequences import EventLog, SplitConfig, TimeSplit, validation_points
+
+if TYPE_CHECKING:
+    from model.train.distributed import Placement
 
 log = logging.getLogger(__name__)
 
@@ -49,15 +56,19 @@ def train_artifact(
     progress: bool = True,
     eval_sample: int | None = None,
     eval_seed: int = 0,
-) -> dict[str, Any]:
+    place: Placement | None = None,
+) -> dict[str, Any] | None:
     """Train, calibrate, export and evaluate (on a seeded sample of `eval_sample` test
     points when there are more); the artifact lands in `out`. Returns the evaluation (the
-    `seqcast evaluate --json` object)."""
+    `seqcast evaluate --json` object), on rank 0 of a distributed place (default: one
+    process on cfg.device); None on the other ranks, which write nothing."""
     from model.evaluate import evaluate
     from model.export import publish, stage
     from model.report import write_report
     from model.train import fit
+    from model.train.distributed import Placement
 
+    place = place or Placement.local(cfg.device)
     events = data.log
     split_cfg = split_cfg or SplitConfig()
     split = split_cfg.apply(events)
@@ -81,7 +92,11 @@ def train_artifact(
         tz_offset_seconds=data.tz_offset_seconds,
         init_from=init_from,
         progress=progress,
+        place=place,
     )
+    if not place.leader:
+        place.finish()
+        return None
     windows = parity_windows(events, split, cfg.window_len, cfg.seed)
     staged = stage(trained, out, parity_windows=windows, int8=int8)
     evaluation = evaluate(staged, events, split, baselines=baselines, progress=progress,
@@ -102,6 +117,7 @@ def train_artifact(
         }
     )
     publish(replace(staged, manifest=manifest))
+    place.finish()
     return evaluation
 
 

@@ -7,7 +7,7 @@
     frequencies   output-bias start, negative-sampling proposal, priors
     inference     the batched no-grad loop over featurized windows
     validation    validation points, their losses, calibration on them
-    distributed   device and DDP placement
+    distributed   device, DDP placement, users sharded across torchrun's ranks
     checkpoint    self-describing checkpoints and warm starts
     trained       TrainedModel
     loop          fit: the epoch loop and early stopping

@@ -11,9 +11,9 @@ Early stopping and calibration use `model.sequences.validation_points`, scored l
 service scores them: the last position of each window. Every window is featurized by
 `model.features.featurize_indexed`, the code the service path shares.
 
-Runs on CPU by default, on CUDA when present (device="auto"), and with `torchrun` as PyTorch
-DDP when WORLD_SIZE > 1 (each rank trains on its DistributedSampler share; all ranks score the
-same validation set, so early stopping agrees without communication; rank 0 logs).
+Runs on CPU by default, on CUDA when present (device="auto"), and as PyTorch DDP on the
+`Placement` of a torchrun run (`model.train.distributed`: each rank trains on its users'
+windows, rank 0 validates and hands every rank the epoch's record; rank 0 logs).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import copy
 import logging
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ from model.train.batches import length_batches
 from model.train.checkpoint import load_checkpoint, warm_start, with_checkpoint_architecture
 from model.train.config import TrainConfig
 from model.train.dataset import RunData, prepare
-from model.train.distributed import Placement, epoch_order
+from model.train.distributed import Placement
 from model.train.frequencies import Proposal, popularity_biases
 from model.train.trained import TrainedModel
 from model.train.validation import calibrate_on, validation_losses
@@ -56,10 +57,13 @@ def fit(
     tz_offset_seconds: int,
     init_from: Path | None = None,
     progress: bool = True,
+    place: Placement | None = None,
 ) -> TrainedModel:
     """Train on events before split.val_cutoff with early stopping on the validation points,
-    restore the best epoch, fit the temperatures and the surprise quantiles."""
-    place = Placement.setup(cfg.device)
+    restore the best epoch, fit the temperatures and the surprise quantiles. place: where
+    (default: one process on cfg.device); on a distributed placement every rank returns
+    the same model."""
+    place = place or Placement.local(cfg.device)
     talk = progress and place.leader
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
@@ -191,17 +195,18 @@ def _train(
     optimizer = Optimizer.of(net, cfg)
     item_q = Proposal(run.data.item, run.items.size, device)
     category_q = Proposal(run.data.category, run.categories.size, device)
-    gen = torch.Generator(device=device).manual_seed(cfg.seed)
-    sampler = place.sampler(len(run.starts), cfg.seed)
+    gen = torch.Generator(device=device).manual_seed(cfg.seed + place.rank)
+    mine = place.user_share(run.starts, run.lengths, run.train.user_bounds()[0], cfg.seed)
     weights = torch.tensor(cfg.head_weights(), device=device)
     stopping = EarlyStopping(cfg.patience, copy.deepcopy(net.state_dict()))
     for epoch in range(1, cfg.max_epochs + 1):
-        order = epoch_order(sampler, epoch, len(run.starts), rng)
+        order = mine[rng.permutation(len(mine))]
         net.train()
         sums = torch.zeros(len(HEAD_NAMES), dtype=torch.float64)
         n_steps, n_events = 0, 0
         t0, cpu0 = time.perf_counter(), time.process_time()
         batches = length_batches(order, run.lengths, cfg.batch_size, rng)
+        batches = batches[: place.fewest(len(batches))]
         bar = tqdm(batches, desc=f"seqcast: training epoch {epoch}", unit="batch",
                    disable=not talk, leave=False)
         for b in bar:
@@ -223,8 +228,11 @@ def _train(
                 rate = n_events / (time.perf_counter() - t0)
                 bar.set_postfix(loss=f"{float(losses.sum()):.3f}", events_s=f"{rate:,.0f}")
         bar.close()
-        record = _record(cfg, net, run, place, epoch, sums / max(n_steps, 1), n_events,
-                         time.perf_counter() - t0, time.process_time() - cpu0)
+        n_events = place.total(n_events)
+        record = place.from_leader(partial(
+            _record, cfg, net, run, place, epoch, sums / max(n_steps, 1), n_events,
+            time.perf_counter() - t0, time.process_time() - cpu0,
+        ))
         if talk:
             logger.info(
                 "epoch %d: %.0f events/s, train %.3f, val %.3f (%s)",
@@ -261,8 +269,8 @@ def _record(
         "val_loss": val_losses,
         "train_total": sum(w * v for w, v in zip(weights, train_losses, strict=True)),
         "val_total": sum(w * val_losses[k] for w, k in zip(weights, HEAD_NAMES, strict=True)),
-        "events_per_s": n_events * place.world / seconds,
+        "events_per_s": n_events / seconds,
         "seconds": seconds,
         "cpu_seconds": cpu_seconds,
-        "train_events": n_events * place.world,
+        "train_events": n_events,
     }

@@ -4,36 +4,15 @@ complete, so a service watching the directory loads it once, with its metrics.""
 from __future__ import annotations
 
 import json
-import os
-import threading
 from pathlib import Path
+
+from watchers import ManifestWatcher
 
 from model.artifact import MANIFEST, ONNX_INT8, load_artifact, sha256_of
 from model.data import load_log
 from model.pipeline import train_artifact
 from model.synth import write_csv
 from model.train import TrainConfig
-
-
-class ManifestWatcher(threading.Thread):
-    """Polls the manifest as a service's watcher does (stat), far more often, and keeps
-    every distinct version it saw with the metrics it held."""
-
-    def __init__(self, directory: Path) -> None:
-        super().__init__(daemon=True)
-        self.path = directory / MANIFEST
-        self.seen: dict[tuple[int, int, int], dict[str, object]] = {}
-        self.done = threading.Event()
-
-    def run(self) -> None:
-        while not self.done.wait(0.0005):
-            try:
-                st = os.stat(self.path)
-                signature = (st.st_ino, st.st_mtime_ns, st.st_size)
-                if signature not in self.seen:
-                    self.seen[signature] = json.loads(self.path.read_text())["metrics"]
-            except FileNotFoundError:
-                continue
 
 
 def test_the_manifest_is_written_once_last_and_with_the_metrics(tmp_path: Path) -> None:
