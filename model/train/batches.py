@@ -43,6 +43,12 @@ class Indexed:
             returns=return_labels(events, horizon, return_gap, known_until).astype(np.int8),
         )
 
+    def user_starts(self) -> np.ndarray:
+        """The first event of each user (the events are grouped by user)."""
+        if len(self.has_next) == 0:
+            return np.zeros(0, dtype=np.int64)
+        return np.concatenate(([0], np.flatnonzero(~self.has_next[:-1]) + 1)).astype(np.int64)
+
     def batch(
         self, starts: np.ndarray, lengths: np.ndarray, spec: FeatureSpec, width: int
     ) -> tuple[Features, np.ndarray]:

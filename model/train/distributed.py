@@ -75,7 +75,7 @@ class Placement:
         """Indices of the windows (starts, lengths) this rank trains on: those of its users.
         The users, in a seeded random order, are cut into `world` runs of about equal event
         counts, so a user's windows all stay on one rank and the ranks' shares match in size.
-        user_starts: the first event of each user (`EventLog.user_bounds()[0]`)."""
+        user_starts: the first event of each user (`Indexed.user_starts`)."""
         if self.world == 1:
             return np.arange(len(starts))
         user = np.searchsorted(user_starts, starts, side="right") - 1

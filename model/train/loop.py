@@ -196,7 +196,7 @@ def _train(
     item_q = Proposal(run.data.item, run.items.size, device)
     category_q = Proposal(run.data.category, run.categories.size, device)
     gen = torch.Generator(device=device).manual_seed(cfg.seed + place.rank)
-    mine = place.user_share(run.starts, run.lengths, run.train.user_bounds()[0], cfg.seed)
+    mine = place.user_share(run.starts, run.lengths, run.data.user_starts(), cfg.seed)
     weights = torch.tensor(cfg.head_weights(), device=device)
     stopping = EarlyStopping(cfg.patience, copy.deepcopy(net.state_dict()))
     for epoch in range(1, cfg.max_epochs + 1):
