@@ -60,7 +60,9 @@ async def test_erased_ids_leave_the_aof_rate_limited_and_the_rest_survives_a_res
     )
     try:
         await store.append({u: events(u, 5) for u in ("ann", "bob", "kept")}, window_len=10)
-        assert persisted(server.data_dir, "sku-ann") and persisted(server.data_dir, "sku-bob")
+        # appendfsync everysec: the write reaches the file within about a second
+        await settles(lambda: persisted(server.data_dir, "sku-ann")
+                      and persisted(server.data_dir, "sku-bob"), timeout=5)
         assert await store.delete("ann") is True
         await settles(lambda: not persisted(server.data_dir, "sku-ann"), timeout=interval + 15)
         # The rewrite that dropped ann just ran: bob's waits for the interval.
@@ -95,7 +97,7 @@ def test_delete_through_the_service_erases_the_user_from_the_embedded_redis_file
     with TestClient(create_app(settings, registry)) as client:
         for user in ("erase-me-7f3a", "stays-9c1b"):
             assert client.post("/v1/events", json=events(user, 4)).status_code == 200
-        assert persisted(tmp_path / "var", "erase-me-7f3a")
+        wait_until(lambda: persisted(tmp_path / "var", "erase-me-7f3a"), 5)  # everysec
         assert client.delete("/v1/users/erase-me-7f3a").json()["deleted"] is True
         wait_until(lambda: not persisted(tmp_path / "var", "erase-me-7f3a"), 20)
         assert client.get("/v1/users/stays-9c1b/prediction").json()["window_length"] == 4
