@@ -12,6 +12,9 @@ under uvicorn the same way, seeds --users user windows, and measures with 1 and 
     POST /v1/events                     one event appended to a seeded user's window
     GET  /  on the bare ASGI app        the HTTP floor: loop, parser, client, kernel
 
+    GET  /v1/users/{id}/prediction      the same on the naive peer (--peer): one LRANGE, one
+                                        ONNX call of the same model.onnx, JSON out
+
 plus, in the same process, the other floors: one Redis round trip (redis-py PING on the same
 redis-server) and one ONNX Runtime call (the same model, a full seeded window, batch 1).
 
@@ -22,7 +25,9 @@ figures depend on the neighbours, CPU per request much less.
 Each measurement is bounded by --duration seconds (and --requests with the httpx client).
 Load comes from `wrk` (Debian package `wrk`) when it is on PATH, else from an asyncio + httpx
 client (slower: on a small machine the Python client costs as much CPU as the server).
-Prints a Markdown table, then one JSON line; --json-out also writes the JSON to a file.
+Prints a Markdown table, the two serving targets' ratios (p50 at 1 client over the floor sum;
+seqcast's predictions/s over the peer's at 2 workers), then one JSON line; --json-out also
+writes the JSON to a file.
 """
 
 from __future__ import annotations
@@ -55,6 +60,9 @@ BENCH = Path(__file__).resolve().parent
 LOOPBACK = "127.0.0.1"
 EVENTS_PER_USER = 30
 SEED_BATCH = 500
+PEER = ROOT.parent / "shared" / "peers" / "naive_app.py"
+PEER_TARGET = "naive peer: GET prediction"
+PREDICTION_TARGET = "GET /v1/users/{id}/prediction"
 
 
 def progress(message: str) -> None:
@@ -237,6 +245,38 @@ def floor_service(workers: int, tmp: Path) -> Iterator[tuple[str, int]]:
         yield url, process.pid
 
 
+@contextlib.contextmanager
+def peer_service(peer: Path, artifact: Path, window_len: int, redis_url: str, workers: int,
+                 tmp: Path) -> Iterator[tuple[str, int]]:
+    """The naive peer under uvicorn, run as its docstring says, on the bench's Redis."""
+    port = free_port()
+    env = dict(os.environ, MODEL=str(artifact / "model.onnx"), WINDOW=str(window_len),
+               REDIS_PORT=str(httpx.URL(redis_url).port))
+    argv = [sys.executable, "-m", "uvicorn", f"{peer.stem}:app", "--app-dir", str(peer.parent),
+            "--host", LOOPBACK, "--port", str(port), "--workers", str(workers),
+            "--no-access-log", "--log-level", "warning"]
+    url = f"http://{LOOPBACK}:{port}"
+    log = tmp / f"peer-{workers}w.log"
+    with running(argv, f"naive peer --workers {workers}", env, log) as process:
+        wait_until(lambda: httpx.get(url + "/v1/users/u0/prediction", timeout=5).is_success,
+                   f"naive peer (log: {log})", 60, process)
+        progress(f"naive peer --workers {workers} on {url}")
+        yield url, process.pid
+
+
+def seed_peer_windows(redis_url: str, n_users: int, window_len: int) -> Workload:
+    """Users u0.. with WINDOW integers each (RPUSH w:u<k> 0 1 ...), as the peer expects."""
+    client = redis.Redis.from_url(redis_url)
+    pipe = client.pipeline(transaction=False)
+    users = [f"u{k}" for k in range(n_users)]
+    for user in users:
+        pipe.delete(f"w:{user}")
+        pipe.rpush(f"w:{user}", *range(window_len))
+    pipe.execute()
+    client.close()
+    return Workload(users, [], [])
+
+
 # ---- what the clients send -----------------------------------------------------------
 
 
@@ -247,6 +287,12 @@ class Workload:
     users: list[str]
     items: list[str]
     categories: list[str]
+
+
+def manifest_window_len(artifact: Path) -> int:
+    from model.artifact import load_artifact
+
+    return int(load_artifact(artifact, verify=False).manifest.features.window_len)
 
 
 def make_workload(artifact: Path, n_users: int, seed: int) -> Workload:
@@ -492,6 +538,28 @@ def onnx_floors(artifact: Path, workload: Workload, duration: float,
     return results
 
 
+def find(results: list[Result], target: str, workers: int, clients: int) -> Result | None:
+    return next((r for r in results if r.target.startswith(target) and r.workers == workers
+                 and r.clients == clients), None)
+
+
+def target_ratios(results: list[Result], clients: int) -> dict[str, float | None]:
+    """The issue's serving targets: GET prediction p50 (1 client, 1 worker) over the floor sum
+    (bare ASGI + Redis PING + ONNX run), aim <= 1.2; seqcast's predictions/s over the naive
+    peer's (2 workers, `clients` connections), aim >= 2."""
+    parts = [find(results, "floor: bare ASGI", 1, 1), find(results, "floor: Redis PING", None, 1),
+             find(results, "floor: ONNX Runtime run", None, 1)]
+    served = find(results, PREDICTION_TARGET, 1, 1)
+    ours = find(results, PREDICTION_TARGET, 2, clients)
+    peer = find(results, PEER_TARGET, 2, clients)
+    return {
+        "p50_over_floor": (served.p50_ms / sum(p.p50_ms for p in parts)
+                           if served is not None and None not in parts else None),
+        "predictions_per_s_over_peer": (ours.per_second / peer.per_second
+                                        if ours is not None and peer is not None else None),
+    }
+
+
 def markdown(results: list[Result]) -> str:
     rows = ["| target | workers | clients | requests | errors | req/s | p50 ms | p99 ms "
             "| server CPU ms/req |",
@@ -532,6 +600,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--tool", choices=["auto", "wrk", "httpx"], default="auto")
     p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                    help="extra environment for the started service, e.g. SEQCAST_BATCH_WAIT_MS=0")
+    p.add_argument("--peer", type=Path, default=PEER if PEER.is_file() else None,
+                   help="naive_app.py to load next to seqcast (default: ../shared/peers/)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json-out", type=Path)
     return p.parse_args(argv)
@@ -551,6 +621,7 @@ def main(argv: list[str] | None = None) -> int:
     results: list[Result] = []
     artifact = ensure_artifact(args.artifact, 600)
     workload = make_workload(artifact, args.users, args.seed)
+    window_len = manifest_window_len(artifact)
     with tempfile.TemporaryDirectory(prefix="seqcast-bench-") as tmp_name:
         tmp = Path(tmp_name)
         opts = Options(tool, clients, args.duration, args.requests, headers, tmp)
@@ -562,6 +633,10 @@ def main(argv: list[str] | None = None) -> int:
                                workload, None)
         else:
             with redis_server(tmp) as redis_url:
+                if args.peer is None:
+                    progress("no naive peer (--peer, ../shared/peers/naive_app.py): skipped")
+                else:
+                    peer_workload = seed_peer_windows(redis_url, args.users, window_len)
                 results.append(redis_floor(redis_url, min(args.duration, 3.0), args.requests))
                 for workers in (int(w) for w in args.workers.split(",")):
                     with floor_service(workers, tmp) as (url, pgid):
@@ -571,11 +646,17 @@ def main(argv: list[str] | None = None) -> int:
                         url, pgid
                     ):
                         seed_windows(url, headers, workload, args.seed + workers)
-                        results += measure(opts, url, "GET /v1/users/{id}/prediction",
+                        results += measure(opts, url, PREDICTION_TARGET,
                                            "prediction", workload, workers, pgid)
                         results += measure(opts, url, "POST /v1/events (1 event)", "events",
                                            workload, workers, pgid)
+                    if args.peer is not None:
+                        with peer_service(args.peer, artifact, window_len, redis_url, workers,
+                                          tmp) as (url, pgid):
+                            results += measure(opts, url, PEER_TARGET, "prediction",
+                                               peer_workload, workers, pgid)
         results += onnx_floors(artifact, workload, min(args.duration, 3.0), args.requests)
+    ratios = target_ratios(results, args.clients)
     report = {
         "tool": tool,
         "cpu_count": os.cpu_count(),
@@ -585,9 +666,16 @@ def main(argv: list[str] | None = None) -> int:
         "artifact": str(artifact),
         "duration_s": args.duration,
         "service_env": extra_env,
+        "peer": str(args.peer) if args.peer is not None else None,
+        "targets": ratios,
         "results": [r.to_dict() for r in results],
     }
     print(markdown(results))
+    print()
+    print(f"p50 / floor sum (1 worker, 1 client): {ratios['p50_over_floor'] or float('nan'):.2f}"
+          " (target <= 1.2)")
+    print(f"predictions/s / naive peer's (2 workers, {args.clients} clients): "
+          f"{ratios['predictions_per_s_over_peer'] or float('nan'):.2f} (target >= 2)")
     print()
     print(json.dumps(report))
     if args.json_out is not None:
