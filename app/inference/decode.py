@@ -8,7 +8,7 @@ them. Keys whose value would be null are left out, as `response_model_exclude_no
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -35,7 +35,7 @@ def top_k_ids(logits: np.ndarray, vocab: Vocab, window_ids: Sequence[str | None]
     if k <= 0:
         return []
     part = rows[np.argpartition(-prob[rows], k - 1)[:k]]
-    return _best(prob, part, vocab, window_ids, window_rows, k)
+    return _best(part, prob[part], lambda r: prob[r], vocab, window_ids, window_rows, k)
 
 
 def top_items(items: ItemIndex, out: Outputs, row: int, vocab: Vocab,
@@ -49,21 +49,24 @@ def top_items(items: ItemIndex, out: Outputs, row: int, vocab: Vocab,
                             out["item_gate"][row : row + 1], out["item_copy"][row : row + 1],
                             window_rows[None, :], k)
     valid = found.rows[0] >= 0
-    prob = np.zeros(vocab.size)
-    prob[found.rows[0][valid]] = found.prob[0][valid]
-    known = found.rows[0][valid]
-    known = known[vocab.is_known(known)]
-    return _best(prob, known, vocab, window_ids, window_rows[len(window_rows) - len(window_ids):],
-                 k)
+    rows, prob = found.rows[0][valid], found.prob[0][valid]
+    known = vocab.is_known(rows)
+    # The window's rows are among the candidates: no array over the catalog is needed.
+    by_row = dict(zip(rows.tolist(), prob.tolist(), strict=True))
+    return _best(rows[known], prob[known],
+                 lambda r: np.array([by_row.get(x, 0.0) for x in r.tolist()]), vocab,
+                 window_ids, window_rows[len(window_rows) - len(window_ids):], k)
 
 
-def _best(prob: np.ndarray, known: np.ndarray, vocab: Vocab, window_ids: Sequence[str | None],
-          window_rows: np.ndarray, k: int) -> list[dict[str, Any]]:
-    """The k best of the known rows and the window's ids outside the vocabulary (a bucket's
-    probability split evenly between the window's ids sharing it), from the probabilities
-    prob over the layout."""
+def _best(known: np.ndarray, known_prob: np.ndarray,
+          prob_of: Callable[[np.ndarray], np.ndarray], vocab: Vocab,
+          window_ids: Sequence[str | None], window_rows: np.ndarray,
+          k: int) -> list[dict[str, Any]]:
+    """The k best of the known rows (with their probabilities known_prob) and the window's
+    ids outside the vocabulary (a bucket's probability, `prob_of` its rows, split evenly
+    between the window's ids sharing it)."""
     extra_ids, extra_rows, extra_shift = window_oov(vocab, window_ids, window_rows)
-    scores = np.concatenate([prob[known], prob[extra_rows] / np.exp(extra_shift)])
+    scores = np.concatenate([known_prob, prob_of(extra_rows) / np.exp(extra_shift)])
     order = np.argsort(-scores, kind="stable")[:k]
     n_known, ids = len(known), vocab.ids
     return [
