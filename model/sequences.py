@@ -21,6 +21,7 @@ import numpy as np
 from model.features import Behavior, Event, Vocab
 
 CENSORED = -1
+LABEL_CHUNK = 1 << 22  # events per step of the label search (_next_time_where)
 
 
 @dataclass(frozen=True)
@@ -55,8 +56,9 @@ class EventLog:
         item_ids: np.ndarray,
         category_ids: np.ndarray,
     ) -> EventLog:
-        """Build a log from unordered rows: sorts by (user, ts), keeping row order on ties."""
-        order = np.lexsort((np.arange(len(ts)), ts, user))
+        """Build a log from unordered rows: sorts by (user, ts), keeping row order on ties
+        (lexsort is stable)."""
+        order = np.lexsort((ts, user))
         return cls(
             user=np.asarray(user, dtype=np.int64)[order],
             item=np.asarray(item, dtype=np.int64)[order],
@@ -184,39 +186,55 @@ class SplitConfig:
         return TimeSplit.by_fraction(events, self.test_fraction, self.val_fraction)
 
 
-def _next_time_where(log: EventLog, event_mask: np.ndarray, not_before: np.ndarray) -> np.ndarray:
-    """For each event j: the ts of the first masked event k > j of the same user with
-    ts_k >= not_before[j]; int64 max where there is none."""
-    out = np.full(len(log), np.iinfo(np.int64).max, dtype=np.int64)
+def _next_time_where(
+    log: EventLog, event_mask: np.ndarray, at: np.ndarray | None, not_before: np.ndarray
+) -> np.ndarray:
+    """For each event j of `at` (None: every event): the ts of the first masked event k > j
+    of the same user with ts_k >= not_before (aligned with at); int64 max where there is
+    none."""
+    n = len(log) if at is None else len(at)
+    out = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
     idx = np.flatnonzero(event_mask)
     if len(idx) == 0:
         return out
     # The log is sorted by (user, ts), so masked events are sorted both by index and by this
-    # key; the answer is the first masked event that is past j in both orders.
+    # key; the answer is the first masked event that is past j in both orders. The events j
+    # are taken LABEL_CHUNK at a time, so the search's temporaries stay bounded.
     t0 = int(log.ts.min())
     key = log.user[idx] * (1 << 34) + (log.ts[idx] - t0)
-    wanted = log.user * (1 << 34) + (not_before - t0)
-    pos = np.maximum(
-        np.searchsorted(idx, np.arange(len(log)), side="right"),
-        np.searchsorted(key, wanted, side="left"),
-    )
-    cand = idx[np.minimum(pos, len(idx) - 1)]
-    hit = (pos < len(idx)) & (log.user[cand] == log.user)
-    out[hit] = log.ts[cand[hit]]
+    for lo in range(0, n, LABEL_CHUNK):
+        j = np.arange(lo, min(lo + LABEL_CHUNK, n)) if at is None else at[lo : lo + LABEL_CHUNK]
+        user = log.user[j]
+        pos = np.maximum(
+            np.searchsorted(idx, j, side="right"),
+            np.searchsorted(key, user * (1 << 34) + (not_before[lo : lo + LABEL_CHUNK] - t0),
+                            side="left"),
+        )
+        cand = idx[np.minimum(pos, len(idx) - 1)]
+        hit = (pos < len(idx)) & (log.user[cand] == user)
+        out[lo : lo + LABEL_CHUNK][hit] = log.ts[cand[hit]]
     return out
 
 
-def purchase_labels(log: EventLog, horizon: int, known_until: int) -> np.ndarray:
+def purchase_labels(
+    log: EventLog, horizon: int, known_until: int, at: np.ndarray | None = None
+) -> np.ndarray:
     """1 if the user buys within [ts_j, ts_j + horizon] (after event j), 0 if not, CENSORED
-    if that horizon is not fully known."""
-    next_buy = _next_time_where(log, log.behavior == Behavior.BUY, log.ts)
-    return _binary(next_buy, log.ts, horizon, known_until)
+    if that horizon is not fully known; for the events `at` (default: every event)."""
+    ts = log.ts if at is None else log.ts[at]
+    return _binary(_next_time_where(log, log.behavior == Behavior.BUY, at, ts), ts, horizon,
+                   known_until)
 
 
-def return_labels(log: EventLog, horizon: int, return_gap: int, known_until: int) -> np.ndarray:
-    """1 if the user has an event in [ts_j + return_gap, ts_j + horizon], else 0 / CENSORED."""
-    nxt = _next_time_where(log, np.ones(len(log), dtype=bool), log.ts + return_gap)
-    return _binary(nxt, log.ts, horizon, known_until)
+def return_labels(
+    log: EventLog, horizon: int, return_gap: int, known_until: int,
+    at: np.ndarray | None = None,
+) -> np.ndarray:
+    """1 if the user has an event in [ts_j + return_gap, ts_j + horizon], else 0 / CENSORED;
+    for the events `at` (default: every event)."""
+    ts = log.ts if at is None else log.ts[at]
+    nxt = _next_time_where(log, np.ones(len(log), dtype=bool), at, ts + return_gap)
+    return _binary(nxt, ts, horizon, known_until)
 
 
 def _binary(next_ts: np.ndarray, ts: np.ndarray, horizon: int, known_until: int) -> np.ndarray:
@@ -281,8 +299,8 @@ def prediction_points(
     target = np.flatnonzero(is_target)
     last = target - 1
     start = last - np.minimum(pos[last], window_len - 1)
-    purchase = purchase_labels(log, horizon, known_until)[last]
-    returns = return_labels(log, horizon, return_gap, known_until)[last]
+    purchase = purchase_labels(log, horizon, known_until, last)
+    returns = return_labels(log, horizon, return_gap, known_until, last)
     return Points(start=start, last=last, purchase=purchase, returns=returns)
 
 

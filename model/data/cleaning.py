@@ -62,14 +62,17 @@ def clean_log(
 
     def apply(name: str, rule: str, drop: np.ndarray) -> None:
         nonlocal event_log
-        users_before = len(np.unique(event_log.user))
-        event_log = event_log.take(~drop)
+        rows_removed = int(np.count_nonzero(drop))
+        users_before = _n_users(event_log)
+        if rows_removed:
+            event_log = event_log.take(~drop)
+        del drop
         steps.append(
             CleanStep(
                 name=name,
                 rule=rule,
-                rows_removed=int(drop.sum()),
-                users_removed=users_before - len(np.unique(event_log.user)),
+                rows_removed=rows_removed,
+                users_removed=users_before - _n_users(event_log),
             )
         )
 
@@ -91,6 +94,10 @@ def clean_log(
             counts < config.min_events_per_user,
         )
     return _compact(event_log), steps
+
+
+def _n_users(event_log: EventLog) -> int:
+    return len(event_log.user_bounds()[0])
 
 
 def _per_user_counts(event_log: EventLog) -> np.ndarray:
@@ -180,16 +187,24 @@ def _busiest_minute(event_log: EventLog) -> np.ndarray:
 
 def _compact(event_log: EventLog) -> EventLog:
     """Drop ids that no longer occur and renumber the codes (order of first code kept)."""
-    users, user = np.unique(event_log.user, return_inverse=True)
-    items, item = np.unique(event_log.item, return_inverse=True)
-    cats, category = np.unique(event_log.category, return_inverse=True)
+    users, user = _renumbered(event_log.user, len(event_log.user_ids))
+    items, item = _renumbered(event_log.item, len(event_log.item_ids))
+    cats, category = _renumbered(event_log.category, len(event_log.category_ids))
     return EventLog(
-        user=user.astype(np.int64),
-        item=item.astype(np.int64),
-        category=category.astype(np.int64),
+        user=user,
+        item=item,
+        category=category,
         behavior=event_log.behavior,
         ts=event_log.ts,
         user_ids=event_log.user_ids[users],
         item_ids=event_log.item_ids[items],
         category_ids=event_log.category_ids[cats],
     )
+
+
+def _renumbered(codes: np.ndarray, n_ids: int) -> tuple[np.ndarray, np.ndarray]:
+    """(the codes that occur, ascending; each code's rank among them): what np.unique's
+    return_inverse gives, by a lookup table over the id table instead of a sort."""
+    present = np.bincount(codes, minlength=n_ids) > 0
+    rank = np.cumsum(present, dtype=np.int64) - 1
+    return np.flatnonzero(present), rank[codes]

@@ -116,9 +116,19 @@ class Encoder:
         self.parts["behavior"].append(behavior[keep].astype(np.int8))
         self.parts["ts"].append(ts[keep])
 
+    @property
+    def n_valid(self) -> int:
+        """Valid rows added so far."""
+        return sum(len(part) for part in self.parts["user"])
+
     def event_log(self) -> EventLog:
-        """The valid rows read so far (grouped by user, in time order)."""
-        raw = {k: np.concatenate(v) if v else np.zeros(0, np.int64) for k, v in self.parts.items()}
+        """The valid rows read so far (grouped by user, in time order). The encoder hands its
+        batches over: each column's batches are released once joined, so the log is never
+        held twice over."""
+        raw = {}
+        for k, v in self.parts.items():
+            raw[k] = np.concatenate(v) if v else np.zeros(0, np.int64)
+            v.clear()
         return EventLog.from_codes(
             raw["user"],
             raw["item"],

@@ -69,12 +69,12 @@ def load_log(
     )
     report.allow_unmapped = allow_unmapped
     encoder = _read(path, spec, report, chunk_rows, progress)
-    event_log = encoder.event_log()
-    report.valid_rows = len(event_log)
+    report.valid_rows = encoder.n_valid
     if report.valid_rows == 0:
         raise _no_valid_rows(path, spec, report)
     _check_unmapped(path, report)
-    cleaned, report.cleaning = clean_log(event_log, clean, spec.tz_offset_seconds)
+    # cleaning holds the only reference to the uncleaned log, so each step frees the last
+    cleaned, report.cleaning = clean_log(encoder.event_log(), clean, spec.tz_offset_seconds)
     report.describe(cleaned)
     report.load_seconds = round(time.monotonic() - t0, 3)
     log.info("loaded %s: %d events, %d users", path, report.n_events, report.n_users)

@@ -57,12 +57,8 @@ class Indexed:
 
         Only the batch's events are handed to featurize_indexed (rebased), so a batch costs
         O(batch) however long the log is."""
-        rows = window_rows(starts, lengths)
-        src = rows.events
-        feats = featurize_indexed(
-            self.item[src], self.category[src], self.behavior[src], self.ts[src],
-            rows.starts, rows.lengths, spec, width,
-        )
+        feats = window_features(self.item, self.category, self.behavior, self.ts, starts,
+                                lengths, spec, width)
         offset = left_padded_offsets(lengths, width)  # (B, W)
         where = np.where(offset >= 0, starts[:, None] + offset, -1)
         return feats, where
@@ -81,6 +77,18 @@ class Indexed:
             "return": np.where(where >= 0, self.returns[safe], CENSORED),
         }
         return {k: v.astype(np.int64) for k, v in targets.items()}
+
+
+def window_features(
+    item: np.ndarray, category: np.ndarray, behavior: np.ndarray, ts: np.ndarray,
+    starts: np.ndarray, lengths: np.ndarray, spec: FeatureSpec, width: int,
+) -> Features:
+    """Features of the windows [start : start + length] of flat event columns (item and
+    category as vocabulary rows), left-padded to width. Only the windows' events are read."""
+    rows = window_rows(starts, lengths)
+    src = rows.events
+    return featurize_indexed(item[src], category[src], behavior[src], ts[src], rows.starts,
+                             rows.lengths, spec, width)
 
 
 def training_windows(events: EventLog, window_len: int) -> tuple[np.ndarray, np.ndarray]:

@@ -41,9 +41,6 @@ def prepare(
 ) -> RunData:
     """Training events before split.val_cutoff; vocabularies that keep an earlier
     checkpoint's (old) ids in place."""
-    train = log.take(log.ts < split.val_cutoff)
-    if len(train) == 0:
-        raise ValueError("no training events before the validation cutoff")
     spec = FeatureSpec(
         window_len=cfg.window_len,
         tz_offset_seconds=tz_offset_seconds,
@@ -52,22 +49,29 @@ def prepare(
     )
     # Vocabularies from everything before the test cutoff: a model deployed there has seen
     # those ids, and an id missing from the vocabulary can never be ranked (nor copied).
-    seen = log.take(log.ts < split.test_cutoff)
+    # One column at a time: a large log is never copied whole for it.
+    seen = log.ts < split.test_cutoff
     items = build_vocab(
-        seen.item_ids, seen.item, cfg.min_item_count, cfg.n_oov_items,
+        log.item_ids, log.item[seen], cfg.min_item_count, cfg.n_oov_items,
         list(old["items"]) if old else [],
     )
     categories = build_vocab(
-        seen.category_ids, seen.category, cfg.min_category_count, cfg.n_oov_categories,
+        log.category_ids, log.category[seen], cfg.min_category_count, cfg.n_oov_categories,
         list(old["categories"]) if old else [],
     )
+    del seen
     item_index = log.item_index(items)
     cat_index = log.category_index(categories)
+    train = log.take(log.ts < split.val_cutoff)
+    if len(train) == 0:
+        raise ValueError("no training events before the validation cutoff")
     data = Indexed.of(
         train, item_index, cat_index, cfg.horizon_seconds, cfg.return_gap_seconds,
         split.val_cutoff - 1,
     )
-    val, n_val = validation_set(log, split, cfg, spec, item_index, cat_index)
     starts, lengths = training_windows(train, cfg.window_len)
-    return RunData(len(train), priors(data, train), spec, items, categories, data, val, n_val,
-                   starts, lengths)
+    n_train, train_priors = len(train), priors(data, train)
+    del train  # the run keeps the compact columns only
+    val, n_val = validation_set(log, split, cfg, spec, item_index, cat_index)
+    return RunData(n_train, train_priors, spec, items, categories, data, val, n_val, starts,
+                   lengths)

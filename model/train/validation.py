@@ -18,8 +18,8 @@ from model.net.config import HEAD_NAMES
 from model.net.losses import bce_loss, ce_loss
 from model.net.network import SeqNet
 from model.net.scorer import Scorer
-from model.sequences import EventLog, TimeSplit, validation_points
-from model.train.batches import Indexed
+from model.sequences import EventLog, TimeSplit, validation_points, window_rows
+from model.train.batches import window_features
 from model.train.config import TrainConfig
 from model.train.inference import Batch, map_batches
 
@@ -50,18 +50,21 @@ def validation_set(
         events, split, cfg.window_len, cfg.horizon_seconds, cfg.return_gap_seconds
     )
     points = every.sample(cfg.max_val_points, cfg.seed)
-    data = Indexed.of(
-        before_test, items, categories, cfg.horizon_seconds, cfg.return_gap_seconds,
-        split.test_cutoff - 1,
+    # the sampled windows' events only, mapped to vocabulary rows: never a copy of the log
+    rows = window_rows(points.start, points.length).events
+    local = np.cumsum(points.length) - points.length
+    feats = window_features(
+        items[before_test.item[rows]], categories[before_test.category[rows]],
+        before_test.behavior[rows], before_test.ts[rows], local, points.length, spec,
+        cfg.window_len,
     )
-    feats, _ = data.batch(points.start, points.length, spec, cfg.window_len)
     t = points.target
     return Validation(
         features=feats,
         targets={
-            "behavior": data.behavior[t].astype(np.int64),
-            "category": data.category[t].astype(np.int64),
-            "item": data.item[t].astype(np.int64),
+            "behavior": before_test.behavior[t].astype(np.int64),
+            "category": categories[before_test.category[t]].astype(np.int64),
+            "item": items[before_test.item[t]].astype(np.int64),
             "purchase": points.purchase.astype(np.int64),
             "return": points.returns.astype(np.int64),
         },
