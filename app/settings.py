@@ -72,8 +72,9 @@ class Settings(BaseSettings):
     )
     model_threads: int = Field(
         default=1, ge=0,
-        description="ONNX Runtime intra-op threads per process; 0 = all cores (spinning "
-        "pool threads cost more CPU than they save on micro-batches of small windows)",
+        description="threads per process of a model call: ONNX Runtime's intra-op pool and "
+        "the item search's BLAS and OpenMP pools; 0 = all cores (spinning pool threads cost "
+        "more CPU than they save on micro-batches of small windows)",
     )
     int8: bool = Field(
         default=False,

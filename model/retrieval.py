@@ -45,7 +45,7 @@ from model.artifact import (
 from model.features import FIRST_KNOWN
 
 ANN_MIN_ROWS = 100_000  # measured: docs/benchmarks-service.md, "Item retrieval"
-BLOCK = 32_768  # exact search: rows scored per block
+BLOCK = 65_536  # exact search: rows scored per block (64 queries x BLOCK: 16 MB)
 SAMPLE_ROWS = 4096  # the approximate search's fixed sample for Z
 CONNECTIVITY = 16  # HNSW graph degree
 EXPANSION_ADD = 128

@@ -15,7 +15,7 @@ import numpy as np
 
 from app.inference.slot import LoadedModel
 from model.features import BEHAVIOR_NAMES, FIRST_KNOWN, Event, Features, Vocab, window_oov
-from model.retrieval import ItemIndex, item_candidates
+from model.retrieval import Candidates, item_candidates
 from model.runtime import Outputs
 
 Prediction = dict[str, Any]
@@ -38,24 +38,28 @@ def top_k_ids(logits: np.ndarray, vocab: Vocab, window_ids: Sequence[str | None]
     return _best(part, prob[part], lambda r: prob[r], vocab, window_ids, window_rows, k)
 
 
-def top_items(items: ItemIndex, out: Outputs, row: int, vocab: Vocab,
-              window_ids: Sequence[str | None], window_rows: np.ndarray,
-              k: int) -> list[dict[str, Any]]:
-    """The k most probable items of batch row `row`, as `top_k_ids` answers: the item
-    mixture's candidates (`model.retrieval.item_candidates`, the evaluator's ranking too),
-    scored with their probability. window_rows is the batch row's whole item input (its
-    last len(window_ids) columns are the window's)."""
-    found = item_candidates(items, out["item_query"][row : row + 1],
-                            out["item_gate"][row : row + 1], out["item_copy"][row : row + 1],
-                            window_rows[None, :], k)
-    valid = found.rows[0] >= 0
-    rows, prob = found.rows[0][valid], found.prob[0][valid]
+def top_items(found: Candidates, row: int, vocab: Vocab, window_ids: Sequence[str | None],
+              window_rows: np.ndarray, k: int) -> list[dict[str, Any]]:
+    """The k most probable items of one window, as `top_k_ids` answers: the item mixture's
+    candidates of its row of `found` (`model.retrieval.item_candidates`, the evaluator's
+    ranking too, searched for the whole batch at once), scored with their probability.
+    window_rows is the window's whole item input (its last len(window_ids) columns are the
+    window's)."""
+    valid = found.rows[row] >= 0
+    rows, prob = found.rows[row][valid], found.prob[row][valid]
     known = vocab.is_known(rows)
     # The window's rows are among the candidates: no array over the catalog is needed.
     by_row = dict(zip(rows.tolist(), prob.tolist(), strict=True))
     return _best(rows[known], prob[known],
                  lambda r: np.array([by_row.get(x, 0.0) for x in r.tolist()]), vocab,
                  window_ids, window_rows[len(window_rows) - len(window_ids):], k)
+
+
+def batch_candidates(current: LoadedModel, features: Features, out: Outputs,
+                     rows: np.ndarray, k: int) -> Candidates:
+    """The item candidates of the batch rows `rows` (at least k each), in one search."""
+    return item_candidates(current.items, out["item_query"][rows], out["item_gate"][rows],
+                           out["item_copy"][rows], features["item"][rows], k)
 
 
 def _best(known: np.ndarray, known_prob: np.ndarray,
@@ -78,9 +82,10 @@ def _best(known: np.ndarray, known_prob: np.ndarray,
 
 def decode_prediction(
     current: LoadedModel, features: Features, out: Outputs, row: int, window: list[Event],
-    top_k: int, explain: bool,
+    top_k: int, explain: bool, found: Candidates, found_row: int,
 ) -> Prediction:
-    """The answer for `window`, scored in batch row `row`; with `explain`, its occlusions
+    """The answer for `window`, scored in batch row `row`, its item candidates in row
+    `found_row` of `found` (`batch_candidates`); with `explain`, its occlusions
     (`model.features.occlusions`) are the rows right after it."""
     artifact = current.artifact
     manifest = artifact.manifest
@@ -96,8 +101,8 @@ def decode_prediction(
         "purchase_probability": purchase,
         "return_probability": float(out["return_prob"][row]),
         "horizon_seconds": manifest.horizon_seconds,
-        "top_items": top_items(current.items, out, row, artifact.items,
-                               [e.item_id for e in window], features["item"][row], top_k),
+        "top_items": top_items(found, found_row, artifact.items, [e.item_id for e in window],
+                               features["item"][row], top_k),
         "top_categories": top_k_ids(out["category_logits"][row], artifact.categories,
                                     [e.category_id for e in window],
                                     features["category"][row, -n:], top_k),

@@ -16,9 +16,17 @@ from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 
+import numpy as np
+from threadpoolctl import threadpool_limits
+
 from app.errors import ArtifactRejected, ModelNotReady
 from app.inference.batcher import Batcher, Request
-from app.inference.decode import Prediction, decode_prediction, prior_prediction
+from app.inference.decode import (
+    Prediction,
+    batch_candidates,
+    decode_prediction,
+    prior_prediction,
+)
 from app.inference.slot import LoadedModel, Signature, load_model, manifest_signature
 from app.metrics import Metrics
 from app.schemas import TOP_K_DEFAULT
@@ -63,6 +71,10 @@ class Predictor:
 
     async def start(self) -> None:
         """Load the artifact (a refused one leaves the predictor unready) and start batching."""
+        if self.model_threads:
+            # the item search's pools too (numpy's BLAS, faiss's OpenMP): on a busy core a
+            # pool's spinning threads cost many times the search itself
+            threadpool_limits(self.model_threads)
         self._batcher.start()
         try:
             await self.reload(force=True)
@@ -163,8 +175,18 @@ class Predictor:
         outputs = current.model.run(features)
         self.metrics.inference_duration.observe(time.perf_counter() - start)
         self.metrics.batch_size.observe(len(rows))
-        results: list[list[Prediction]] = []
+        # the batch row of each window (its occlusions follow it), and one item search for all
+        first: list[int] = []
         row = 0
+        for request in batch:
+            for window in request.windows:
+                if window:
+                    first.append(row)
+                    row += 1 + (sum(1 for w in occlusions(window) if w) if request.explain else 0)
+        found = batch_candidates(current, features, outputs, np.array(first, dtype=np.int64),
+                                 max(request.top_k for request in batch))
+        results: list[list[Prediction]] = []
+        served = 0
         for request in batch:
             answers = []
             for window in request.windows:
@@ -173,10 +195,9 @@ class Predictor:
                         prior_prediction(current, request.top_k, request.explain)))
                     continue
                 answers.append(self._observed(decode_prediction(
-                    current, features, outputs, row, window, request.top_k, request.explain)))
-                row += 1
-                if request.explain:
-                    row += sum(1 for w in occlusions(window) if w)
+                    current, features, outputs, first[served], window, request.top_k,
+                    request.explain, found, served)))
+                served += 1
             results.append(answers)
         return results
 

@@ -46,6 +46,11 @@ def test_concurrent_requests_share_model_calls_and_get_their_own_answers(
         assert got["purchase_probability"] == pytest.approx(
             alone[user]["purchase_probability"], abs=1e-5
         )
+        # the batch's items come from one search over all its windows: the same as alone
+        assert [i["id"] for i in got["top_items"]] == [i["id"] for i in alone[user]["top_items"]]
+        assert [i["score"] for i in got["top_items"]] == pytest.approx(
+            [i["score"] for i in alone[user]["top_items"]], abs=1e-5
+        )
     calls = metric_value(text, "seqcast_model_batch_size_count") - before
     assert calls < len(answers), "concurrent requests were not coalesced into batches"
 
