@@ -164,9 +164,11 @@ class Predictor:
         """One model call for every window (and occlusion) of the batch (the batcher calls
         it, in its worker thread or on the loop)."""
         rows: list[list[Event]] = []
+        first: list[int] = []  # the batch row of each window (its occlusions follow it)
         for request in batch:
             for window in request.windows:
                 if window:
+                    first.append(len(rows))
                     rows.append(window)
                     if request.explain:
                         rows.extend(w for w in occlusions(window) if w)
@@ -175,14 +177,7 @@ class Predictor:
         outputs = current.model.run(features)
         self.metrics.inference_duration.observe(time.perf_counter() - start)
         self.metrics.batch_size.observe(len(rows))
-        # the batch row of each window (its occlusions follow it), and one item search for all
-        first: list[int] = []
-        row = 0
-        for request in batch:
-            for window in request.windows:
-                if window:
-                    first.append(row)
-                    row += 1 + (sum(1 for w in occlusions(window) if w) if request.explain else 0)
+        # one item search for all the batch's windows
         found = batch_candidates(current, features, outputs, np.array(first, dtype=np.int64),
                                  max(request.top_k for request in batch))
         results: list[list[Prediction]] = []
