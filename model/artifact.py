@@ -26,6 +26,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from model.calibration import Calibrators
 from model.errors import SeqcastError
 from model.features import BEHAVIOR_NAMES, INPUT_NAMES, FeatureSpec, Vocab
 
@@ -43,7 +44,8 @@ ITEM_ANN = "item_index.faiss"
 
 @dataclass(frozen=True)
 class OutputSpec:
-    """One output of the exported network: float32, probabilities already calibrated.
+    """One output of the exported network: float32; the probabilities are the network's,
+    `model.calibration.Calibrators` maps them to the served ones.
 
     `axes` names each dimension: "batch" (windows scored), "time" (the batch's window width),
     "behaviors" (len(BEHAVIOR_NAMES)), "categories" (the vocabulary layout's size,
@@ -130,6 +132,9 @@ class Manifest(BaseModel):
     # service turns a window's mean surprise into a percentile (its anomaly score).
     surprise_quantiles: list[float]
     calibration: dict[str, float]
+    # The maps from the graph's probabilities to the served ones (`model.calibration`); an
+    # artifact without them serves the graph's own.
+    calibrators: Calibrators = Field(default_factory=Calibrators)
     metrics: dict[str, Any]
     parity_tolerance: float
     onnx_sha256: str

@@ -1,5 +1,5 @@
 """Validation: the sampled validation points, scored like the service scores them (the last
-position of each window), for early stopping and calibration (temperatures and the
+position of each window), for early stopping and calibration (the calibrators and the
 surprise quantiles, `model.calibrate`)."""
 
 from __future__ import annotations
@@ -125,8 +125,8 @@ def validation_losses(net: SeqNet, val: Validation, device: torch.device) -> dic
 def calibrate_on(
     net: SeqNet, val: Validation, device: torch.device
 ) -> tuple[Calibration, list[float]]:
-    """Temperatures fitted on the validation points, then the surprise quantiles of those
-    windows under them (as the exported graph computes the surprise)."""
+    """Calibrators chosen on the validation points (`model.calibrate.calibrate`), and the
+    surprise quantiles of those windows (as the exported graph computes the surprise)."""
     out = last_position_logits(net, val.features, device)
     heads = {}
     for head in CALIBRATED:
@@ -136,7 +136,7 @@ def calibrate_on(
     calibration = calibrate(heads)
     if len(val) == 0:
         return calibration, surprise_quantiles(np.zeros((0, 0)), np.zeros((0, 0)))
-    scorer = Scorer(net, calibration.temperatures).to(device).eval()
+    scorer = Scorer(net).to(device).eval()
 
     def surprise(x: Batch) -> list[Tensor]:
         return [scorer(*[x[k] for k in INPUT_NAMES])[SURPRISE]]

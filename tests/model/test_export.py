@@ -73,7 +73,8 @@ def test_export_writes_a_loadable_artifact_that_matches_pytorch(
     assert re.fullmatch(r"\d{8}T\d{6}Z-[0-9a-f]{8}", artifact.manifest.model_version)
     assert artifact.manifest.parity_tolerance == PARITY_TOLERANCE
     assert artifact.manifest.metrics == {}  # the evaluation's, added by the pipeline
-    assert artifact.manifest.calibration["temperature_behavior"] > 0
+    assert artifact.manifest.calibrators == trained.calibration.calibrators
+    assert "ece_purchase_after" in artifact.manifest.calibration
     assert len(artifact.manifest.surprise_quantiles) == 101
     assert max(artifact.manifest.extra["parity_max_error"].values()) <= PARITY_TOLERANCE
     assert (tmp_path / "a" / CHECKPOINT).is_file()
