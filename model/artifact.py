@@ -128,9 +128,11 @@ class Manifest(BaseModel):
     horizon_seconds: int
     return_gap_seconds: int
     priors: Priors
-    # Mean per-event surprise of training windows at quantiles 0.00, 0.01, ..., 1.00: the
-    # service turns a window's mean surprise into a percentile (its anomaly score).
+    # Quantiles 0.000, 0.001, ..., 1.000 over the validation windows of their mean per-event
+    # surprise, and of each scripted measure and their combination (`model.anomaly`): what
+    # the service turns a window's measures into its anomaly score with.
     surprise_quantiles: list[float]
+    anomaly_quantiles: dict[str, list[float]] = Field(default_factory=dict)
     calibration: dict[str, float]
     # The maps from the graph's probabilities to the served ones (`model.calibration`); an
     # artifact without them serves the graph's own.

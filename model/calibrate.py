@@ -10,8 +10,8 @@ calibration error wins, "none" (the network's own probabilities) among them and 
 on a tie, so the chosen map never raises the ECE on the points it was chosen on. Before
 and after are that half's reliability, with their bins, for the report.
 
-The surprise quantiles: the distribution of a window's mean per-event surprise, which the
-service turns a window's surprise into a percentile with (`model.anomaly`).
+The surprise quantiles: the distribution of a window's mean per-event surprise, one of the
+measures the anomaly score (`model.anomaly`) ranks a window by.
 """
 
 from __future__ import annotations
@@ -26,13 +26,13 @@ import torch
 import torch.nn.functional as F
 from sklearn.isotonic import IsotonicRegression
 
+from model.anomaly import TABLE_LEVELS, mean_surprise, quantile_table
 from model.calibration import BinaryCalibrator, Calibrators, SoftmaxCalibrator
 from model.metrics import Reliability, reliability
 
 HEADS = ("behavior", "purchase", "return")
 MIN_T, MAX_T = 0.05, 20.0
 MAX_BIAS = 20.0
-QUANTILES = np.linspace(0.0, 1.0, 101)
 SPLIT_SEED = 0
 MIN_POINTS = 20  # in each half, for a head to be calibrated at all
 
@@ -203,15 +203,14 @@ def calibrate(heads: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> Calibratio
 
 
 def surprise_quantiles(surprise: np.ndarray, behavior: np.ndarray) -> list[float]:
-    """Quantiles 0.00, 0.01, ..., 1.00 of the windows' mean per-event surprise.
+    """The table (`model.anomaly.quantile_table`) of the windows' mean per-event surprise.
 
     surprise (N, T): the exported graph's event_surprise of N windows; behavior (N, T) their
     behavior input (0 at padding). A window's first event has no prediction before it, so
     the mean is over the others, and one-event windows are left out. All zeros when no
     window has two events."""
-    n = (behavior > 0).sum(axis=1) - 1  # events with a prediction before them
-    has = n > 0
-    means = surprise.sum(axis=1)[has] / n[has]
+    means = mean_surprise(surprise, behavior)
+    means = means[~np.isnan(means)]
     if len(means) == 0:
-        return [0.0] * len(QUANTILES)
-    return np.quantile(means, QUANTILES).tolist()
+        return [0.0] * TABLE_LEVELS
+    return quantile_table(means)

@@ -94,9 +94,9 @@ class Calibrators(BaseModel):
     return_: BinaryCalibrator = Field(default=BinaryCalibrator(), alias="return")
 
     def head(self, name: str) -> SoftmaxCalibrator | BinaryCalibrator:
-        return {"behavior": self.behavior, "purchase": self.purchase, "return": self.return_}[
-            name
-        ]
+        if name == "behavior":
+            return self.behavior
+        return {"purchase": self.purchase, "return": self.return_}[name]
 
     def apply(self, outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The outputs with the probability heads calibrated (float32, as the graph's);

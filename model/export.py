@@ -149,6 +149,7 @@ def _manifest(trained: TrainedModel, out: Path, int8: bool, index: ItemIndexInfo
         return_gap_seconds=trained.cfg.return_gap_seconds,
         priors=trained.priors,
         surprise_quantiles=list(trained.surprise_quantiles),
+        anomaly_quantiles=trained.anomaly_quantiles,
         calibration=trained.calibration.manifest_entry(),
         calibrators=trained.calibration.calibrators,
         metrics={},  # the evaluation's, filled in by `model.pipeline.train_artifact`

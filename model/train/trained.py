@@ -36,6 +36,7 @@ class TrainedModel:
     calibration: Calibration
     priors: Priors
     surprise_quantiles: list[float]
+    anomaly_quantiles: dict[str, list[float]]
     stats: dict[str, Any] = field(default_factory=dict)
 
     def scorer(self) -> Scorer:

@@ -10,8 +10,9 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
+from model.anomaly import COMBINED, SURPRISE, TABLE_LEVELS
 from model.cli import _train_config, build_parser
-from model.features import FIRST_KNOWN
+from model.features import FIRST_KNOWN, SCRIPTED_FEATURES
 from model.sequences import EventLog, Points, TimeSplit, validation_points
 from model.synth import generate
 from model.train import TrainConfig, TrainedModel, fit
@@ -143,7 +144,8 @@ def test_training_reduces_loss_and_fills_the_model(trained: TrainedModel) -> Non
     for head, after in calibration.ece_after.items():  # chosen on these points: never worse
         assert after <= calibration.ece_before[head]
     q = trained.surprise_quantiles
-    assert len(q) == 101 and q == sorted(q) and q[0] > 0
+    assert len(q) == TABLE_LEVELS and q == sorted(q) and q[0] > 0
+    assert set(trained.anomaly_quantiles) == {SURPRISE, *SCRIPTED_FEATURES, COMBINED}
     assert abs(sum(trained.priors.behavior) - 1) < 1e-9
     assert trained.priors.top_items and trained.priors.top_categories
 
