@@ -35,7 +35,7 @@ Browsing (one step = one view, sometimes followed by an action on the same item)
 Funnel (on the SAME item)
   F1  After a view: cart with p_cart [0.07], else fav with p_fav [0.04], else buy at once
       with p_direct_buy [0.01].
-  F2  A cart is checked out at once with p_checkout [0.5]: the next event buys that item,
+  F2  A cart is checked out at once with p_checkout [0.6]: the next event buys that item,
       1..action_delay_max s later (short-range: the last event tells, and the buy
       probability after a cart sits far above the base rate, what the demo model shows).
   F3  Otherwise it is bought with p_buy_after_cart [0.6] that many browsing steps later:
@@ -111,7 +111,7 @@ class SynthConfig:
     p_cart: float = 0.07
     p_fav: float = 0.04
     p_direct_buy: float = 0.01
-    p_checkout: float = 0.5
+    p_checkout: float = 0.6
     p_buy_after_cart: float = 0.6
     cart_buy_steps_min: int = 2
     cart_buy_steps_max: int = 8
