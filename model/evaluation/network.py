@@ -1,7 +1,9 @@
 """The network as a `Scorer`: its vocabulary layout mapped onto the log's code space.
 
 The Transformer is scored through `model.runtime.OnnxModel` on the exported artifact, the
-same graph the service runs, on windows featurized by `model.features.featurize_indexed`
+same graph the service runs, its probabilities calibrated by the manifest's calibrators as
+`OnnxModel.run` calibrates them (the network's own are kept as `Scores.uncalibrated`, the
+report's "before"), on windows featurized by `model.features.featurize_indexed`
 with the artifact's vocabularies (the same featurization as the service's
 `featurize_windows`, vectorized). Its category logits are mapped from the vocabulary
 layout to the log's code space: ids outside the vocabulary score -inf, hashed OOV bucket
