@@ -94,7 +94,9 @@ def _nll(scaled: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(scaled, target.long())
 
 
-def fit_scaling(logits: torch.Tensor, labels: torch.Tensor, bias: bool) -> tuple[float, Any]:
+def fit_scaling(
+    logits: torch.Tensor, labels: torch.Tensor, bias: bool
+) -> tuple[float, np.ndarray]:
     """(T, b) minimising the NLL of logits / T + b: logits (N, K) with integer labels for a
     softmax head (b one per class), (N,) with 0/1 labels for a binary head (b a scalar).
     Optimises log T (T stays positive) with L-BFGS; T is clipped to [MIN_T, MAX_T] and b to
