@@ -229,7 +229,13 @@ class ScoredId(BaseModel):
 
 class Anomaly(BaseModel):
     surprise: float = Field(description="mean per-event surprise (nats) of the window")
-    percentile: float = Field(description="share of training windows less surprising (0..1)")
+    percentile: float = Field(
+        description="the anomaly score (0..1): the share of ordinary shoppers' windows (the "
+        "validation period's) that look less unusual than this one on their most unusual "
+        "measure - improbable under the model (surprise), repeated events, gaps under 5 s, "
+        "gaps of one metronomic length. Ordinary windows score evenly in 0..1 (0.99 flags "
+        "about 1 % of them); scripted and improbable windows score near 1"
+    )
 
 
 class Contribution(BaseModel):

@@ -26,6 +26,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from model.calibration import Calibrators
 from model.errors import SeqcastError
 from model.features import BEHAVIOR_NAMES, INPUT_NAMES, FeatureSpec, Vocab
 
@@ -43,7 +44,8 @@ ITEM_ANN = "item_index.faiss"
 
 @dataclass(frozen=True)
 class OutputSpec:
-    """One output of the exported network: float32, probabilities already calibrated.
+    """One output of the exported network: float32; the probabilities are the network's,
+    `model.calibration.Calibrators` maps them to the served ones.
 
     `axes` names each dimension: "batch" (windows scored), "time" (the batch's window width),
     "behaviors" (len(BEHAVIOR_NAMES)), "categories" (the vocabulary layout's size,
@@ -126,10 +128,15 @@ class Manifest(BaseModel):
     horizon_seconds: int
     return_gap_seconds: int
     priors: Priors
-    # Mean per-event surprise of training windows at quantiles 0.00, 0.01, ..., 1.00: the
-    # service turns a window's mean surprise into a percentile (its anomaly score).
+    # Quantiles 0.000, 0.001, ..., 1.000 over the validation windows of their mean per-event
+    # surprise, and of each scripted measure and their combination (`model.anomaly`): what
+    # the service turns a window's measures into its anomaly score with.
     surprise_quantiles: list[float]
+    anomaly_quantiles: dict[str, list[float]] = Field(default_factory=dict)
     calibration: dict[str, float]
+    # The maps from the graph's probabilities to the served ones (`model.calibration`); an
+    # artifact without them serves the graph's own.
+    calibrators: Calibrators = Field(default_factory=Calibrators)
     metrics: dict[str, Any]
     parity_tolerance: float
     onnx_sha256: str

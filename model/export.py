@@ -62,7 +62,7 @@ sqrt(d_model) * 6e-8 relative, and the graph chains about 4 such reductions per 
 the output softmaxes, so honest disagreement stays below ~1e-5 relative (observed: ~5e-7).
 1e-4 leaves a tenfold margin, while every real defect this check exists to catch - a
 featurization difference between trainer and service, a mis-ordered vocabulary, a missing
-mask, a temperature not baked in, a traced constant that should have been a dynamic shape -
+mask, a calibrator not applied, a traced constant that should have been a dynamic shape -
 moves outputs by 1e-2 or more. Relative above 1 because logits and surprises reach tens.
 """
 
@@ -149,7 +149,9 @@ def _manifest(trained: TrainedModel, out: Path, int8: bool, index: ItemIndexInfo
         return_gap_seconds=trained.cfg.return_gap_seconds,
         priors=trained.priors,
         surprise_quantiles=list(trained.surprise_quantiles),
+        anomaly_quantiles=trained.anomaly_quantiles,
         calibration=trained.calibration.manifest_entry(),
+        calibrators=trained.calibration.calibrators,
         metrics={},  # the evaluation's, filled in by `model.pipeline.train_artifact`
         parity_tolerance=PARITY_TOLERANCE,
         onnx_sha256=sha,

@@ -282,3 +282,39 @@ def occlusions(window: Sequence[Event]) -> list[list[Event]]:
     (prediction(full) - prediction(without event i)).
     """
     return [list(window[:i]) + list(window[i + 1 :]) for i in range(len(window))]
+
+
+# Scripted-behaviour measures of a window (`scripted_features`), in column order.
+SCRIPTED_FEATURES = ("repeats", "fast_gaps", "modal_gaps")
+FAST_GAP_SECONDS = 5  # a gap shorter than this is "fast": people read, scripts fire
+
+
+def scripted_features(features: Features, spec: FeatureSpec) -> np.ndarray:
+    """(B, 3) float64 counts of what scripted traffic does, per featurized window:
+
+    repeats     events repeating an earlier (item, behavior) of the window: n - distinct
+    fast_gaps   gaps shorter than FAST_GAP_SECONDS (those in its gap bucket or below)
+    modal_gaps  gaps in the window's most common gap bucket (a metronome fills one)
+
+    Counts rather than shares, so that evidence grows with the window: one quick click in a
+    two-event window is not a burst of twenty. Computed from the model inputs alone, so the
+    trainer (validation windows) and the service (request windows) measure alike; padding
+    (behavior 0) and the window's first event (which has no gap) count for nothing.
+    """
+    item, behavior, gap = features["item"], features["behavior"], features["gap"]
+    b, width = behavior.shape
+    out = np.zeros((b, len(SCRIPTED_FEATURES)), dtype=np.float64)
+    if b == 0 or width == 0:
+        return out
+    real = behavior > 0
+    key = np.sort(np.where(real, item * (N_BEHAVIORS + 1) + behavior, -1), axis=1)
+    new = np.ones_like(real)
+    new[:, 1:] = key[:, 1:] != key[:, :-1]
+    out[:, 0] = real.sum(axis=1) - (new & (key >= 0)).sum(axis=1)
+    has_gap = real & (gap > FIRST_EVENT_GAP)
+    fast_code = gap_bucket(np.array([FAST_GAP_SECONDS - 1]), spec.gap_edges)[0]
+    out[:, 1] = (has_gap & (gap <= fast_code)).sum(axis=1)
+    codes = np.arange(FIRST_EVENT_GAP + 1, spec.n_gap_buckets)
+    per_code = ((gap[:, :, None] == codes) & has_gap[:, :, None]).sum(axis=1)  # (B, buckets)
+    out[:, 2] = per_code.max(axis=1)
+    return out

@@ -84,7 +84,12 @@ class OnnxModel:
         self._outputs = list(OUTPUT_NAMES)
 
     def run(self, features: Features) -> Outputs:
-        """One model call on a featurized batch (B, T); returns every named output."""
+        """One model call on a featurized batch (B, T); returns every named output, the
+        probabilities calibrated by the manifest's calibrators."""
+        return self.artifact.manifest.calibrators.apply(self.run_uncalibrated(features))
+
+    def run_uncalibrated(self, features: Features) -> Outputs:
+        """`run` with the network's own probabilities (the evaluator's "before")."""
         feeds = {name: features[name] for name in self.artifact.manifest.inputs}
         values = self.session.run(self._outputs, feeds)
         return dict(zip(self._outputs, values, strict=True))

@@ -108,10 +108,10 @@ def decode_prediction(
                                     features["category"][row, -n:], top_k),
     }
     if n >= 2:
-        surprise = float(out["event_surprise"][row, 1 - n :].sum()) / (n - 1)  # the mean
-        percentile = current.surprise_percentile(surprise)
-        if math.isfinite(percentile):
-            prediction["anomaly"] = {"surprise": surprise, "percentile": percentile}
+        one = {k: v[row : row + 1] for k, v in features.items()}
+        surprise, score = current.anomaly.scores(one, out["event_surprise"][row : row + 1])
+        if math.isfinite(score[0]):
+            prediction["anomaly"] = {"surprise": float(surprise[0]), "percentile": float(score[0])}
     if explain:
         if len(window) == 1:
             without = [manifest.priors.purchase]

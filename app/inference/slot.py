@@ -15,10 +15,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
-
 from app.errors import ArtifactRejected
 from app.inference.checks import check_model
+from model.anomaly import AnomalyScorer
 from model.artifact import MANIFEST, Artifact, ArtifactError, load_artifact
 from model.retrieval import ItemIndex
 from model.runtime import OnnxModel
@@ -43,19 +42,12 @@ class LoadedModel:
     items: ItemIndex
     signature: Signature | None
     loaded_at: datetime
-    surprise_quantiles: np.ndarray = field(init=False, repr=False)
-    surprise_levels: np.ndarray = field(init=False, repr=False)
+    anomaly: AnomalyScorer = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        quantiles = np.asarray(self.artifact.manifest.surprise_quantiles, dtype=np.float64)
-        object.__setattr__(self, "surprise_quantiles", quantiles)
-        object.__setattr__(self, "surprise_levels", np.linspace(0.0, 1.0, len(quantiles)))
-
-    def surprise_percentile(self, surprise: float) -> float:
-        """Where a window's mean surprise falls among training windows (0..1)."""
-        if len(self.surprise_quantiles) == 0:
-            return float("nan")
-        return float(np.interp(surprise, self.surprise_quantiles, self.surprise_levels))
+        manifest = self.artifact.manifest
+        object.__setattr__(self, "anomaly", AnomalyScorer(
+            manifest.surprise_quantiles, manifest.anomaly_quantiles, manifest.features))
 
     @property
     def artifact(self) -> Artifact:

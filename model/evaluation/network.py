@@ -1,7 +1,9 @@
 """The network as a `Scorer`: its vocabulary layout mapped onto the log's code space.
 
 The Transformer is scored through `model.runtime.OnnxModel` on the exported artifact, the
-same graph the service runs, on windows featurized by `model.features.featurize_indexed`
+same graph the service runs, its probabilities calibrated by the manifest's calibrators as
+`OnnxModel.run` calibrates them (the network's own are kept as `Scores.uncalibrated`, the
+report's "before"), on windows featurized by `model.features.featurize_indexed`
 with the artifact's vocabularies (the same featurization as the service's
 `featurize_windows`, vectorized). Its category logits are mapped from the vocabulary
 layout to the log's code space: ids outside the vocabulary score -inf, hashed OOV bucket
@@ -24,6 +26,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from model.artifact import Artifact
+from model.calibration import Calibrators
 from model.evaluation.protocol import Ranked, Scores
 from model.evaluation.ranking import Cells, DenseScores, rank_dense
 from model.evaluation.scoring import RECALL_K
@@ -89,8 +92,9 @@ class VocabScorer:
     """A network (ONNX or PyTorch, anything with the artifact's outputs) as a `Scorer`."""
 
     def __init__(self, predict: Predict, spec: FeatureSpec, items: Vocab, categories: Vocab,
-                 item_rows: ItemIndex):
-        self.predict = predict
+                 item_rows: ItemIndex, calibrators: Calibrators | None = None):
+        self.predict = predict  # with calibrators: the network's own probabilities
+        self.calibrators = calibrators
         self.spec = spec
         self.items = items
         self.categories = categories
@@ -141,6 +145,14 @@ class VocabScorer:
         windows = points.window_rows()
         features = self._features(log, windows)
         out = self.predict(features)
+        uncalibrated = None
+        if self.calibrators is not None:
+            uncalibrated = Scores(
+                behavior=np.asarray(out["behavior_probs"], dtype=np.float64),
+                purchase=np.asarray(out["purchase_prob"], dtype=np.float64),
+                returns=np.asarray(out["return_prob"], dtype=np.float64),
+            )
+            out = self.calibrators.apply(dict(out))
         point = windows.window  # the point of each window event
 
         def ranked(logits: np.ndarray, index: np.ndarray, known: np.ndarray, oov: np.ndarray,
@@ -157,6 +169,7 @@ class VocabScorer:
             category=ranked(out["category_logits"], self.category_index, self.category_known,
                             self.category_oov, log.category),
             item=self._ranked_items(log, out, features, windows, log.item[points.target]),
+            uncalibrated=uncalibrated,
         )
 
     def _ranked_items(self, log: EventLog, out: Mapping[str, np.ndarray], features: Features,
@@ -207,5 +220,6 @@ class VocabScorer:
 def onnx_scorer(artifact: Artifact, *, int8: bool = False) -> VocabScorer:
     model = OnnxModel(artifact, int8=int8)
     logger.info("evaluating %s on %s", artifact.onnx_path, model.providers)
-    return VocabScorer(model.run, artifact.manifest.features, artifact.items, artifact.categories,
-                       ItemIndex.open(artifact))
+    return VocabScorer(model.run_uncalibrated, artifact.manifest.features, artifact.items,
+                       artifact.categories, ItemIndex.open(artifact),
+                       calibrators=artifact.manifest.calibrators)

@@ -41,6 +41,8 @@ class Scores:
     returns: np.ndarray | None = None  # (n,) P(return within the horizon)
     category: Ranked | None = None  # the target category among the log's category codes
     item: Ranked | None = None  # the target item among the log's item codes
+    # A calibrated scorer's probabilities before its calibrators (the report's "before")
+    uncalibrated: Scores | None = None
 
 
 class Scorer(Protocol):

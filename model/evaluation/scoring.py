@@ -72,6 +72,7 @@ def score_points(
     behavior: list[np.ndarray] = []
     purchase: list[np.ndarray] = []
     returns: list[np.ndarray] = []
+    raw: dict[str, list[np.ndarray]] = {"behavior": [], "purchase": [], "return": []}
     with tqdm(total=len(points), desc=f"seqcast: evaluate {label}", unit="points",
               file=sys.stderr, disable=not progress) as shown:
         for lo in range(0, len(points), chunk_size):
@@ -88,17 +89,31 @@ def score_points(
             ):
                 if value is not None:
                     kept.append(value)
+            if out.uncalibrated is not None:
+                for head, value in (("behavior", out.uncalibrated.behavior),
+                                    ("purchase", out.uncalibrated.purchase),
+                                    ("return", out.uncalibrated.returns)):
+                    if value is not None:
+                        raw[head].append(value)
             shown.update(len(chunk))
     result: dict[str, Any] = {}
     if behavior:
         y = log.behavior[points.target].astype(np.int64)
         result["next_behavior"] = _behavior_metrics(np.concatenate(behavior), y)
+        if raw["behavior"]:
+            probs = np.concatenate(raw["behavior"])
+            result["next_behavior"]["ece_top_label_uncalibrated"] = metrics.reliability(
+                probs.max(axis=1), probs.argmax(axis=1) == y).ece
     for head, kept, labels in (
         ("purchase", purchase, points.purchase),
         ("return", returns, points.returns),
     ):
         if kept:
             result[head] = _binary_metrics(np.concatenate(kept), labels)
+            if raw[head]:
+                known = labels != CENSORED
+                result[head]["ece_uncalibrated"] = metrics.reliability(
+                    np.concatenate(raw[head])[known], labels[known]).ece
     if item_acc.n:
         result["next_item"] = item_acc.result()
         ann_recall = getattr(scorer, "ann_recall", None)

@@ -1,4 +1,4 @@
-"""The exported graph: the network plus calibration, answering for the last position."""
+"""The exported graph: the network, answering for the last position."""
 
 from __future__ import annotations
 
@@ -23,21 +23,19 @@ def item_vectors(net: SeqNet) -> Tensor:
 
 
 class Scorer(nn.Module):
-    """The exported graph: SeqNet plus calibration, answering for the last position.
+    """The exported graph: SeqNet answering for the last position.
 
-    Outputs: `model.artifact.OUTPUTS` (names in order, axes, meaning), float32.
-    Temperatures (fitted by `model.calibrate`) divide the behavior,
-    purchase and return logits; the surprise uses the calibrated behavior distribution.
+    Outputs: `model.artifact.OUTPUTS` (names in order, axes, meaning), float32. The
+    probabilities are the network's own: the manifest's calibrators (`model.calibration`)
+    map them to the served ones outside the graph, where a table (isotonic) is a lookup.
     The item head answers with what its retrieval needs, not a score per catalog row: the
     query, the mixture's generator share and the copy weights over the window
     (`model.retrieval.item_candidates` merges them with the item vectors).
     """
 
-    def __init__(self, net: SeqNet, temperatures: dict[str, float]) -> None:
+    def __init__(self, net: SeqNet) -> None:
         super().__init__()
         self.net = net
-        for head in ("behavior", "purchase", "return"):
-            self.register_buffer(f"t_{head}", torch.tensor(float(temperatures.get(head, 1.0))))
 
     def forward(
         self, item: Tensor, category: Tensor, behavior: Tensor, gap: Tensor, hour: Tensor,
@@ -46,15 +44,15 @@ class Scorer(nn.Module):
         net = self.net
         h = net.encode(item, category, behavior, gap, hour, weekday)  # (B, T, C)
         last = h[:, -1]  # (B, C)
-        behavior_logp = F.log_softmax(net.behavior_head(h) / self.t_behavior, dim=-1)  # (B, T, 4)
+        behavior_logp = F.log_softmax(net.behavior_head(h), dim=-1)  # (B, T, 4)
         surprise = event_surprise(behavior_logp, net.next_category_logp(h, item, category),
                                   behavior)
         gate, copy = self._item_mixture(h, item)
         query = net.item_proj(last)  # (B, C)
         return (
             behavior_logp[:, -1].exp(),
-            torch.sigmoid(net.purchase_head(last).squeeze(-1) / self.t_purchase),
-            torch.sigmoid(net.return_head(last).squeeze(-1) / self.t_return),
+            torch.sigmoid(net.purchase_head(last).squeeze(-1)),
+            torch.sigmoid(net.return_head(last).squeeze(-1)),
             self._category_scores(h, item, category),
             torch.cat([query, torch.ones_like(query[:, :1])], dim=1),  # (B, C + 1)
             gate,

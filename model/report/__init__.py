@@ -13,7 +13,8 @@ Inputs, as `model.train.fit` produces them:
     history      list of per-epoch dicts {"epoch", "train_loss", "val_loss", ...} where the
                  losses are per-head dicts (or plain floats), optionally "train_total",
                  "val_total", "events_per_s"; or a dict {"epochs": [...], ...}
-    calibration  `model.calibrate.Calibration` or its `to_dict()`: {"temperatures": {head: T},
+    calibration  `model.calibrate.Calibration` or its `to_dict()`: {"chosen": {head: kind},
+                 "calibrators": ..., "candidates": {head: {kind: held-apart ECE}},
                  "before": {head: reliability}, "after": {head: reliability}} with reliability
                  as `model.metrics.Reliability.to_dict()`; heads "behavior", "purchase", ...
 """

@@ -135,23 +135,35 @@ def _per_class_md(evaluation: Mapping[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
-def _calibration_md(calibration: Mapping[str, Any]) -> list[str]:
-    temps = calibration.get("temperatures", {})
-    heads = sorted(set(temps) | set(calibration.get("before", {})))
+def _calibration_md(calibration: Mapping[str, Any], model: Mapping[str, Any]) -> list[str]:
+    chosen = calibration.get("chosen", {})
+    heads = [h for h in ("behavior", "purchase", "return") if h in calibration.get("before", {})]
     if not heads:
         return ["## Calibration", "", "No calibration was fitted.", ""]
     lines = [
-        "## Calibration (validation points)",
+        "## Calibration",
         "",
-        "Temperature scaling per head; ECE with 15 equal-width bins (behavior: top-label).",
+        "Each head's map is fitted on one half of the validation points and chosen, by ECE, "
+        "on the other (held-apart) half, among none, temperature, temperature + bias and "
+        "(binary heads) isotonic; ECE with 15 equal-width bins (behavior: top-label).",
         "",
-        "| head | temperature | ECE before | ECE after |",
-        "|---|---:|---:|---:|",
+        "| head | chosen | ECE held-apart before | after | ECE test before | after | "
+        "candidates (held-apart ECE) |",
+        "|---|---|---:|---:|---:|---:|---|",
     ]
+    test_keys = {"behavior": ("next_behavior", "ece_top_label"), "purchase": ("purchase", "ece"),
+                 "return": ("return", "ece")}
     for head in heads:
-        before = calibration.get("before", {}).get(head, {}).get("ece")
+        before = calibration["before"][head].get("ece")
         after = calibration.get("after", {}).get(head, {}).get("ece")
-        lines.append(f"| {head} | {_fmt(temps.get(head))} | {_fmt(before)} | {_fmt(after)} |")
+        section, key = test_keys[head]
+        test = model.get(section, {})
+        tried = ", ".join(f"{kind} {_fmt(ece)}"
+                          for kind, ece in calibration.get("candidates", {}).get(head, {}).items())
+        lines.append(
+            f"| {head} | {chosen.get(head, '-')} | {_fmt(before)} | {_fmt(after)} | "
+            f"{_fmt(test.get(key + '_uncalibrated'))} | {_fmt(test.get(key))} | {tried} |"
+        )
     return [*lines, ""]
 
 
@@ -213,7 +225,7 @@ def render_markdown(
         *_per_class_md(evaluation),
         "![confusion matrix](confusion_matrix.png)",
         "",
-        *_calibration_md(calibration),
+        *_calibration_md(calibration, evaluation.get("model", {})),
         "![reliability](reliability.png)",
         "",
         *_training_md(history),

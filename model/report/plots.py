@@ -69,7 +69,7 @@ def _reliability_curve(ax: Axes, bins: Mapping[str, Any], label: str, style: str
 def plot_reliability(
     calibration: Mapping[str, Any], evaluation: Mapping[str, Any], path: Path
 ) -> None:
-    """Reliability diagrams: validation before / after temperature scaling and the test
+    """Reliability diagrams: held-apart validation points before / after calibration and the test
     points, for the purchase head and the next-behavior confidence (top label)."""
     model = evaluation.get("model", {})
     panels = (

@@ -60,7 +60,7 @@ def fit(
     place: Placement | None = None,
 ) -> TrainedModel:
     """Train on events before split.val_cutoff with early stopping on the validation points,
-    restore the best epoch, fit the temperatures and the surprise quantiles. place: where
+    restore the best epoch, choose the calibrators and fit the anomaly tables. place: where
     (default: one process on cfg.device); on a distributed placement every rank returns
     the same model."""
     place = place or Placement.local(cfg.device)
@@ -90,7 +90,7 @@ def fit(
     if talk:
         logger.info("restored epoch %d (validation loss %.4f)", stopping.best_epoch,
                     stopping.best)
-    calibration, quantiles = calibrate_on(net, run.val, place.device)
+    calibration, quantiles, tables = calibrate_on(net, run.val, place.device, run.spec)
     net.cpu()
     return TrainedModel(
         net=net,
@@ -102,6 +102,7 @@ def fit(
         calibration=calibration,
         priors=run.priors,
         surprise_quantiles=quantiles,
+        anomaly_quantiles=tables,
         stats={
             "best_epoch": stopping.best_epoch,
             "best_val_loss": stopping.best,

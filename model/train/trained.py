@@ -36,14 +36,16 @@ class TrainedModel:
     calibration: Calibration
     priors: Priors
     surprise_quantiles: list[float]
+    anomaly_quantiles: dict[str, list[float]]
     stats: dict[str, Any] = field(default_factory=dict)
 
     def scorer(self) -> Scorer:
-        """The exported view (calibrated outputs), on CPU in eval mode."""
-        return Scorer(copy.deepcopy(self.net).cpu(), self.calibration.temperatures).eval()
+        """The exported graph (the network's own probabilities), on CPU in eval mode."""
+        return Scorer(copy.deepcopy(self.net).cpu()).eval()
 
     def predict(self, features: Features, batch_size: int = EVAL_BATCH) -> dict[str, np.ndarray]:
-        """The outputs of `model.runtime.OnnxModel.run`, computed by PyTorch on CPU."""
+        """The outputs of `model.runtime.OnnxModel.run`, computed by PyTorch on CPU and
+        calibrated by the same `model.calibration.Calibrators`."""
         scorer = self.scorer()
 
         def score(x: Batch) -> tuple[Tensor, ...]:
@@ -51,7 +53,8 @@ class TrainedModel:
 
         inputs = {k: features[k] for k in INPUT_NAMES}
         outputs = map_batches(score, inputs, batch_size, torch.device("cpu"))
-        return {name: out.numpy() for name, out in zip(OUTPUT_NAMES, outputs, strict=True)}
+        raw = {name: out.numpy() for name, out in zip(OUTPUT_NAMES, outputs, strict=True)}
+        return self.calibration.calibrators.apply(raw)
 
     def item_logp(self, features: Features, rows: np.ndarray) -> np.ndarray:
         """PyTorch's log-probabilities of the item mixture over the whole vocabulary at the
@@ -77,7 +80,7 @@ class TrainedModel:
                 "features": self.spec.model_dump(mode="json"),
                 "items": self.items.ids,
                 "categories": self.categories.ids,
-                "temperatures": self.calibration.temperatures,
+                "calibrators": self.calibration.calibrators.model_dump(by_alias=True),
                 "state_dict": {k: v.cpu() for k, v in self.net.state_dict().items()},
             },
             path,

@@ -1,5 +1,5 @@
 """Validation: the sampled validation points, scored like the service scores them (the last
-position of each window), for early stopping and calibration (temperatures and the
+position of each window), for early stopping and calibration (the calibrators and the
 surprise quantiles, `model.calibrate`)."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from model.anomaly import AnomalyScorer, fit_tables
 from model.artifact import OUTPUT_NAMES
 from model.calibrate import HEADS as CALIBRATED
 from model.calibrate import Calibration, calibrate, surprise_quantiles
@@ -126,10 +127,11 @@ def validation_losses(net: SeqNet, val: Validation, device: torch.device) -> dic
 
 
 def calibrate_on(
-    net: SeqNet, val: Validation, device: torch.device
-) -> tuple[Calibration, list[float]]:
-    """Temperatures fitted on the validation points, then the surprise quantiles of those
-    windows under them (as the exported graph computes the surprise)."""
+    net: SeqNet, val: Validation, device: torch.device, spec: FeatureSpec
+) -> tuple[Calibration, list[float], dict[str, list[float]]]:
+    """Calibrators chosen on the validation points (`model.calibrate.calibrate`), and the
+    anomaly score's tables of those windows (`model.anomaly`): the surprise quantiles (as
+    the exported graph computes the surprise) and the scripted measures' tables."""
     out = last_position_logits(net, val.features, device)
     heads = {}
     for head in CALIBRATED:
@@ -138,11 +140,14 @@ def calibrate_on(
         heads[head] = (out[head][known], labels[known])
     calibration = calibrate(heads)
     if len(val) == 0:
-        return calibration, surprise_quantiles(np.zeros((0, 0)), np.zeros((0, 0)))
-    scorer = Scorer(net, calibration.temperatures).to(device).eval()
+        return calibration, surprise_quantiles(np.zeros((0, 0)), np.zeros((0, 0))), {}
+    scorer = Scorer(net).to(device).eval()
 
     def surprise(x: Batch) -> list[Tensor]:
         return [scorer(*[x[k] for k in INPUT_NAMES])[SURPRISE]]
 
     (scored,) = map_batches(surprise, val.features, SURPRISE_BATCH, device)
-    return calibration, surprise_quantiles(scored.numpy(), val.features["behavior"])
+    surprises = scored.numpy()
+    quantiles = surprise_quantiles(surprises, val.features["behavior"])
+    tables = fit_tables(AnomalyScorer(quantiles, {}, spec), val.features, surprises)
+    return calibration, quantiles, tables

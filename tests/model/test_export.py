@@ -12,6 +12,7 @@ import pytest
 import torch
 from torch import Tensor
 
+from model.anomaly import COMBINED, SURPRISE, TABLE_LEVELS
 from model.artifact import (
     MANIFEST,
     ONNX_INT8,
@@ -21,7 +22,7 @@ from model.artifact import (
     load_artifact,
 )
 from model.export import PARITY_TOLERANCE, ExportError, publish, stage
-from model.features import Event
+from model.features import SCRIPTED_FEATURES, Event
 from model.net.network import SeqNet
 from model.runtime import OnnxModel
 from model.sequences import EventLog, TimeSplit, validation_points
@@ -73,8 +74,10 @@ def test_export_writes_a_loadable_artifact_that_matches_pytorch(
     assert re.fullmatch(r"\d{8}T\d{6}Z-[0-9a-f]{8}", artifact.manifest.model_version)
     assert artifact.manifest.parity_tolerance == PARITY_TOLERANCE
     assert artifact.manifest.metrics == {}  # the evaluation's, added by the pipeline
-    assert artifact.manifest.calibration["temperature_behavior"] > 0
-    assert len(artifact.manifest.surprise_quantiles) == 101
+    assert artifact.manifest.calibrators == trained.calibration.calibrators
+    assert "ece_purchase_after" in artifact.manifest.calibration
+    assert len(artifact.manifest.surprise_quantiles) == TABLE_LEVELS
+    assert set(artifact.manifest.anomaly_quantiles) == {SURPRISE, *SCRIPTED_FEATURES, COMBINED}
     assert max(artifact.manifest.extra["parity_max_error"].values()) <= PARITY_TOLERANCE
     assert (tmp_path / "a" / CHECKPOINT).is_file()
     loaded = load_artifact(tmp_path / "a")

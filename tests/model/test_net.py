@@ -41,7 +41,7 @@ def test_output_shapes(encoder: str) -> None:
     assert out.purchase.shape == out.returns.shape == (3, 7)
     assert out.category.shape == (3, 7, 12)
     assert out.item.shape == (3, 7, 50)
-    scored = Scorer(net, {}).eval()(*_inputs(3, 7))
+    scored = Scorer(net).eval()(*_inputs(3, 7))
     d = net.cfg.d_model
     assert [tuple(t.shape) for t in scored] == [(3, 4), (3,), (3,), (3, 12), (3, d + 1), (3,),
                                                 (3, 7), (3, 7)]
@@ -62,7 +62,7 @@ def test_later_events_do_not_change_earlier_positions(encoder: str) -> None:
 
 
 def test_a_single_event_window_has_zero_surprise() -> None:
-    scored = Scorer(_net("transformer"), {}).eval()(*_inputs(2, 1))
+    scored = Scorer(_net("transformer")).eval()(*_inputs(2, 1))
     assert scored[-1].tolist() == [[0.0], [0.0]]
 
 
@@ -79,27 +79,16 @@ def test_surprise_is_the_negative_log_probability_of_each_event(encoder: str) ->
     net = _net(encoder)
     x = _inputs(1, 5)
     x = [torch.cat([torch.zeros(1, 2, dtype=torch.int64), t], dim=1) for t in x]  # 2 pads
-    temperatures = {"behavior": 1.7}
-    surprise = Scorer(net, temperatures).eval()(*x)[-1][0]
+    surprise = Scorer(net).eval()(*x)[-1][0]
     out = net(*x)
     item, category, behavior = x[0][0], x[1][0], x[2][0]
     assert item[2] > 0
     assert surprise[:3].tolist() == [0.0, 0.0, 0.0]  # padding, then the window's first event
     for t in range(3, 7):
-        p_b = torch.softmax(out.behavior[0, t - 1] / 1.7, dim=-1)[behavior[t] - 1]
+        p_b = torch.softmax(out.behavior[0, t - 1], dim=-1)[behavior[t] - 1]
         p_c = torch.softmax(out.category[0, t - 1], dim=-1)[category[t]]
         expected = -(torch.log(p_b) + torch.log(p_c))
         torch.testing.assert_close(surprise[t], expected, atol=1e-5, rtol=1e-5)
-
-
-def test_temperatures_soften_but_keep_the_ranking() -> None:
-    net = _net("transformer")
-    x = _inputs(5, 6)
-    plain = Scorer(net, {}).eval()(*x)
-    soft = Scorer(net, {"behavior": 3.0, "purchase": 3.0}).eval()(*x)
-    assert torch.equal(plain[0].argmax(dim=1), soft[0].argmax(dim=1))
-    assert bool((soft[0].max(dim=1).values <= plain[0].max(dim=1).values + 1e-6).all())
-    assert bool(((soft[1] - 0.5).abs() <= (plain[1] - 0.5).abs() + 1e-6).all())
 
 
 def test_config_is_checked() -> None:
@@ -120,7 +109,7 @@ def test_copy_heads_put_probability_on_the_window() -> None:
         for head in (net.item_copy, net.category_copy):
             head.gate.weight.zero_()
             head.gate.bias.fill_(-30.0)  # g = sigmoid(-30): all mass on the copy
-    scored = Scorer(net, {}).eval()(*x)
+    scored = Scorer(net).eval()(*x)
     category = scored[3]
     with torch.no_grad():  # the item head's whole-vocabulary mixture (the served reference)
         item = net.last_scores(net.encode(*x), x[0], x[1])[1]

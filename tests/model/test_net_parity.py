@@ -43,7 +43,6 @@ from model.net.scorer import Scorer, item_vectors
 SIZES = {"item": 40, "category": 12, "behavior": 5, "gap": 19, "hour": 25, "weekday": 8}
 WINDOW = 10
 LENGTHS = (6, 3, 1, 5)  # real events of each window; padded to 6, 8 and 10 columns
-TEMPERATURES = {"behavior": 1.3, "purchase": 0.7, "return": 2.0}
 TOL = {"atol": 1e-5, "rtol": 1e-5}
 
 
@@ -108,7 +107,7 @@ def _reference_scores(net: SeqNet, x: list[Tensor]) -> dict[str, Tensor]:
     """The Scorer's outputs from forward's full per-position distributions; for the item
     head, the last position's whole-vocabulary mixture as "item"."""
     ref = net(*x)
-    behavior_logp = (ref.behavior / TEMPERATURES["behavior"]).log_softmax(-1)  # (B, T, 4)
+    behavior_logp = ref.behavior.log_softmax(-1)  # (B, T, 4)
     category, behavior = x[1], x[2]
     b, t = torch.nonzero((behavior[:, :-1] > 0) & (behavior[:, 1:] > 0), as_tuple=True)
     surprise = torch.zeros(behavior.shape)
@@ -116,8 +115,8 @@ def _reference_scores(net: SeqNet, x: list[Tensor]) -> dict[str, Tensor]:
                            + ref.category[b, t, category[b, t + 1]])
     return {
         "behavior_probs": behavior_logp[:, -1].exp(),
-        "purchase_prob": torch.sigmoid(ref.purchase[:, -1] / TEMPERATURES["purchase"]),
-        "return_prob": torch.sigmoid(ref.returns[:, -1] / TEMPERATURES["return"]),
+        "purchase_prob": torch.sigmoid(ref.purchase[:, -1]),
+        "return_prob": torch.sigmoid(ref.returns[:, -1]),
         "category_logits": ref.category[:, -1],
         "item": ref.item[:, -1].softmax(-1),
         "event_surprise": surprise,
@@ -139,7 +138,7 @@ def test_reference_loss_scorer_and_onnx_agree_whatever_the_padding(
     encoder: str, tmp_path: Path
 ) -> None:
     net = _randomised(encoder)
-    scorer = Scorer(net, TEMPERATURES).eval()
+    scorer = Scorer(net).eval()
     export_onnx(scorer, tmp_path / "model.onnx")
     session = ort.InferenceSession(str(tmp_path / "model.onnx"),
                                    providers=["CPUExecutionProvider"])

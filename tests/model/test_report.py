@@ -42,7 +42,8 @@ def test_report_files_from_a_baseline_evaluation(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     p = rng.uniform(size=200)
     calibration = {
-        "temperatures": {"behavior": 1.3, "purchase": 0.8},
+        "chosen": {"purchase": "isotonic"},
+        "candidates": {"purchase": {"none": 0.21, "isotonic": 0.03}},
         "before": {"purchase": metrics.reliability(p**2, rng.uniform(size=200) < p).to_dict()},
         "after": {"purchase": metrics.reliability(p, rng.uniform(size=200) < p).to_dict()},
     }
@@ -67,10 +68,11 @@ def test_report_files_from_a_baseline_evaluation(tmp_path: Path) -> None:
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000, png
     saved = json.loads((report / "metrics.json").read_text())
     assert saved["n_test_points"] == len(points)
-    assert saved["training"]["calibration"]["temperatures"]["purchase"] == 0.8
+    assert saved["training"]["calibration"]["chosen"]["purchase"] == "isotonic"
     md = (report / "report.md").read_text()
     assert "| metric | model | popularity | markov | last |" in md
-    assert "rows_read: 72" in md and "| purchase | 0.8000 |" in md
+    assert "rows_read: 72" in md and "| purchase | isotonic |" in md
+    assert "none 0.2100, isotonic 0.0300" in md
     # "last" answers no purchase question: its cell says so.
     purchase_row = next(line for line in md.splitlines() if line.startswith("| purchase: log loss"))
     assert purchase_row.rstrip().endswith("| — |")

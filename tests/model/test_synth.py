@@ -99,25 +99,33 @@ def test_views_concentrate_on_each_users_favourite_categories(synthetic: Synthet
     assert back_to_favourite.mean() > 0.6
 
 
-def test_carts_are_bought_later_in_the_session_never_right_away(synthetic: Synthetic) -> None:
-    """F2: p_buy_after_cart of the carts is bought 2..8 steps later in the same session."""
+def test_carts_are_checked_out_at_once_or_bought_later_in_the_session(
+    synthetic: Synthetic,
+) -> None:
+    """F2: p_checkout of the carts is bought by the very next event; F3: p_buy_after_cart of
+    the others 2..8 steps later in the same session."""
     lg = shoppers(synthetic)
     session = sessions(lg, 1800)
     carts = np.flatnonzero(lg.behavior == Behavior.CART)
-    bought, distance = [], []
+    at_once, bought, distance = [], [], []
     for j in carts:
         later = np.flatnonzero(
             (session[j + 1 :] == session[j])
             & (lg.item[j + 1 :] == lg.item[j])
             & (lg.behavior[j + 1 :] == Behavior.BUY)
         )
-        bought.append(len(later) > 0)
-        if len(later):
-            distance.append(later[0] + 1)
-    rate = float(np.mean(bought))
-    assert abs(rate - SynthConfig().p_buy_after_cart) < 0.07
+        at_once.append(len(later) > 0 and later[0] == 0)
+        if not at_once[-1]:
+            bought.append(len(later) > 0)
+            if len(later):
+                distance.append(later[0] + 1)
+    cfg = SynthConfig()
+    assert abs(float(np.mean(at_once)) - cfg.p_checkout) < 0.07
+    assert abs(float(np.mean(bought)) - cfg.p_buy_after_cart) < 0.08
     assert min(distance) >= 2
     assert np.median(distance) >= 5
+    base = float(np.mean(lg.behavior == Behavior.BUY))
+    assert float(np.mean(at_once)) > 5 * base  # the buy rate after a cart: far above it
 
 
 def test_a_cart_earlier_in_the_session_predicts_a_buy_a_last_event_cannot(

@@ -10,8 +10,9 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
+from model.anomaly import COMBINED, SURPRISE, TABLE_LEVELS
 from model.cli import _train_config, build_parser
-from model.features import FIRST_KNOWN
+from model.features import FIRST_KNOWN, SCRIPTED_FEATURES
 from model.sequences import EventLog, Points, TimeSplit, validation_points
 from model.synth import generate
 from model.train import TrainConfig, TrainedModel, fit
@@ -137,12 +138,14 @@ def test_training_reduces_loss_and_fills_the_model(trained: TrainedModel) -> Non
     assert min(h["val_total"] for h in history) < history[0]["val_total"]
     assert set(history[0]["val_loss"]) == {"behavior", "purchase", "return", "category", "item"}
     assert trained.stats["best_val_loss"] == min(h["val_total"] for h in history)
-    temps = trained.calibration.temperatures
-    assert set(temps) == {"behavior", "purchase", "return"}
-    assert all(0.05 <= t <= 20 for t in temps.values())
-    assert "behavior" in trained.calibration.ece_before
+    calibration = trained.calibration
+    assert set(calibration.chosen) == {"behavior", "purchase", "return"}
+    assert "behavior" in calibration.ece_before
+    for head, after in calibration.ece_after.items():  # chosen on these points: never worse
+        assert after <= calibration.ece_before[head]
     q = trained.surprise_quantiles
-    assert len(q) == 101 and q == sorted(q) and q[0] > 0
+    assert len(q) == TABLE_LEVELS and q == sorted(q) and q[0] > 0
+    assert set(trained.anomaly_quantiles) == {SURPRISE, *SCRIPTED_FEATURES, COMBINED}
     assert abs(sum(trained.priors.behavior) - 1) < 1e-9
     assert trained.priors.top_items and trained.priors.top_categories
 
