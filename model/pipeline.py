@@ -101,7 +101,8 @@ def train_artifact(
     staged = stage(trained, out, parity_windows=windows, int8=int8)
     evaluation = evaluate(staged, events, split, baselines=baselines, progress=progress,
                           sample=eval_sample, sample_seed=eval_seed)
-    write_report(out, evaluation, trained.history, trained.calibration, data.report.to_dict())
+    write_report(out, evaluation, trained.history, trained.calibration, data.report.to_dict(),
+                 restored_epoch=trained.stats["best_epoch"])
     manifest = staged.manifest.model_copy(
         update={
             "metrics": {
