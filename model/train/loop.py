@@ -220,13 +220,14 @@ def _train(
                 else None
             )
             losses = model(*inputs, targets, item_negatives, category_negatives)
-            optimizer.step((losses * weights).sum(), net.parameters(), cfg.grad_clip)
+            loss = (losses * weights).sum()  # what is optimized, and what the bar shows
+            optimizer.step(loss, net.parameters(), cfg.grad_clip)
             sums += losses.detach().double().cpu()
             n_steps += 1
             n_events += int(run.lengths[b].sum())
             if talk and n_steps % PROGRESS_EVERY == 0:
                 rate = n_events / (time.perf_counter() - t0)
-                bar.set_postfix(loss=f"{float(losses.sum()):.3f}", events_s=f"{rate:,.0f}")
+                bar.set_postfix(loss=f"{loss.item():.3f}", events_s=f"{rate:,.0f}")
         bar.close()
         n_events = place.total(n_events)
         record = place.from_leader(partial(
