@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from model.artifact import (
     DYNAMIC_AXES,
@@ -45,6 +44,7 @@ from model.artifact import (
 from model.errors import SeqcastError
 from model.features import INPUT_NAMES, Event, featurize_windows
 from model.net.scorer import Scorer, item_vectors
+from model.progress import progress_bar
 from model.retrieval import ANN_MIN_ROWS, ItemIndex, item_candidates, write_item_index
 from model.runtime import OnnxModel
 from model.train.checkpoint import CHECKPOINT
@@ -199,8 +199,7 @@ def stage(
     out.mkdir(parents=True, exist_ok=True)
     (out / MANIFEST).unlink(missing_ok=True)  # from here until publish, not an artifact
     steps = ["ONNX graph", "item index", "checkpoint", *(["int8"] * int8), "parity check"]
-    bar = tqdm(total=len(steps), desc="seqcast: export", unit="step", disable=not progress,
-               leave=False)
+    bar = progress_bar(total=len(steps), desc="export", unit="step", show=progress, leave=False)
 
     def step() -> None:  # the step just done; the bar names the next one
         bar.update()
