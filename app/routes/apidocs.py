@@ -12,6 +12,7 @@ the X-API-Key header.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib.resources import files
 
 from fastapi import APIRouter, FastAPI, Request
@@ -23,7 +24,14 @@ from app.deps import ApiKey
 
 OPENAPI_URL = "/openapi.json"
 DOCS_ASSETS = "/docs-assets"
+FAVICON = f"{DOCS_ASSETS}/favicon.png"
 _ASSETS_DIR = str(files("fastapi_offline") / "static")
+
+
+def _under_root(request: Request) -> Callable[[str], str]:
+    """Paths as the browser reaches them: behind a proxy's prefix (ASGI root_path) too."""
+    root = request.scope.get("root_path", "")
+    return lambda path: f"{root}{path}"
 
 
 def install_docs(app: FastAPI, *, keyed: bool) -> None:
@@ -38,24 +46,20 @@ def install_docs(app: FastAPI, *, keyed: bool) -> None:
 
     @router.get("/docs")
     async def swagger(request: Request) -> HTMLResponse:
-        root = request.scope.get("root_path", "")
+        url = _under_root(request)
         return get_swagger_ui_html(
-            openapi_url=root + OPENAPI_URL,
+            openapi_url=url(OPENAPI_URL),
             title=f"{app.title} - Swagger UI",
-            swagger_js_url=f"{root}{DOCS_ASSETS}/swagger-ui-bundle.js",
-            swagger_css_url=f"{root}{DOCS_ASSETS}/swagger-ui.css",
-            swagger_favicon_url=f"{root}{DOCS_ASSETS}/favicon.png",
+            swagger_js_url=url(f"{DOCS_ASSETS}/swagger-ui-bundle.js"),
+            swagger_css_url=url(f"{DOCS_ASSETS}/swagger-ui.css"),
+            swagger_favicon_url=url(FAVICON),
         )
 
     @router.get("/redoc")
     async def redoc(request: Request) -> HTMLResponse:
-        root = request.scope.get("root_path", "")
-        return get_redoc_html(
-            openapi_url=root + OPENAPI_URL,
-            title=f"{app.title} - ReDoc",
-            redoc_js_url=f"{root}{DOCS_ASSETS}/redoc.standalone.js",
-            redoc_favicon_url=f"{root}{DOCS_ASSETS}/favicon.png",
-            with_google_fonts=False,
-        )
+        url = _under_root(request)
+        return get_redoc_html(openapi_url=url(OPENAPI_URL), title=f"{app.title} - ReDoc",
+                              redoc_js_url=url(f"{DOCS_ASSETS}/redoc.standalone.js"),
+                              redoc_favicon_url=url(FAVICON), with_google_fonts=False)
 
     app.include_router(router)
