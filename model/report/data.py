@@ -31,8 +31,8 @@ def _funnel(d: Mapping[str, Any]) -> list[str]:
         "| step | rule | rows | users |",
         "|---|---|---:|---:|",
         f"| read | every data row of the file | {_count(d.get('rows_read'))} | |",
-        f"| malformed or unmapped | skipped, by reason below | "
-        f"{_removed(d.get('n_malformed', 0))} | |",
+        f"| malformed or unmapped | skipped{', by reason below' if d.get('n_malformed') else ''}"
+        f" | {_removed(d.get('n_malformed', 0))} | |",
         f"| valid | | {_count(d.get('valid_rows'))} | |",
     ]
     for step in d.get("cleaning", []):
