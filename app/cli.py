@@ -29,8 +29,12 @@ log = logging.getLogger("seqcast")
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seqcast")
     sub = parser.add_subparsers(dest="command", required=True)
-    # Each subcommand's one-line help is in model.dispatch.COMMANDS (`seqcast --help`).
-    p = sub.add_parser("serve")
+    # `seqcast --help` shows the one-line help of model.dispatch.COMMANDS.
+    p = sub.add_parser(
+        "serve",
+        description="Run the HTTP service: the artifact's model, each user's window in Redis. "
+        "Settings beyond these options are SEQCAST_* environment variables (docs/service.md).",
+    )
     p.add_argument(
         "--artifact",
         type=Path,
@@ -42,9 +46,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="redis://[:password@]host:port/db or rediss:// (TLS); "
         "default: a private embedded redis-server",
     )
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
+    p.add_argument("--port", type=int, default=8000, help="TCP port (default %(default)s)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes; more than one shares the metrics through Prometheus' "
+        "multiprocess mode (default %(default)s)",
+    )
     return parser
 
 

@@ -45,3 +45,6 @@ def configure_logging(level: str) -> None:
         uvicorn_logger.handlers.clear()
         uvicorn_logger.propagate = True
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    # faiss's loader logs each instruction set it tries, with the ImportError of those the
+    # wheel lacks: an alarming flood on every start that says nothing to act on.
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)

@@ -26,7 +26,7 @@ from app.metrics import Metrics, multiprocess_dir, serve_metrics
 from app.middleware import AccessMiddleware, BodyLimitMiddleware
 from app.responses import error_json, error_response, invalid_json
 from app.routes import events, health, modelcard, predict, users
-from app.routes.apidocs import OPENAPI_URL, keyed_docs_router
+from app.routes.apidocs import OPENAPI_URL, install_docs
 from app.settings import Settings, load_settings
 from app.store.redis_store import RedisWindowStore
 
@@ -184,16 +184,16 @@ def create_app(
         summary="Real-time next-behavior prediction for e-commerce shoppers.",
         lifespan=_lifespan(settings, metrics),
         openapi_url=OPENAPI_URL if docs_open else None,
-        docs_url="/docs" if docs_open else None,
-        redoc_url="/redoc" if docs_open else None,
+        docs_url=None,  # app.routes.apidocs serves the pages with local assets
+        redoc_url=None,
     )
     for router in (events.router, users.router, predict.router, modelcard.router,
                    modelcard.admin, health.router):
         app.include_router(router)
     if settings.metrics_port is None:
         app.include_router(health.metrics_router)
-    if settings.docs_access == "key":
-        app.include_router(keyed_docs_router(app))
+    if settings.docs_access != "off":
+        install_docs(app, keyed=settings.docs_access == "key")
     _install_handlers(app, metrics)
     openapi.install(app, settings)
     app.add_middleware(PredictionFastPath, route=find_prediction_route(users.router.routes))

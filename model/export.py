@@ -44,6 +44,7 @@ from model.artifact import (
 from model.errors import SeqcastError
 from model.features import INPUT_NAMES, Event, featurize_windows
 from model.net.scorer import Scorer, item_vectors
+from model.progress import progress_bar
 from model.retrieval import ANN_MIN_ROWS, ItemIndex, item_candidates, write_item_index
 from model.runtime import OnnxModel
 from model.train.checkpoint import CHECKPOINT
@@ -134,7 +135,19 @@ def parity_errors(
 def _quantize(out: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(out / ONNX), str(out / ONNX_INT8), weight_type=QuantType.QInt8)
+    # The quantizer logs an INFO line per tensor, and a WARNING advising its own shape
+    # pre-processing on every call, through the root logger (`logging.info`); a filter on
+    # the root logger sees only the records logged there, so ours still pass.
+    root = logging.getLogger()
+    root.addFilter(_errors_only)
+    try:
+        quantize_dynamic(str(out / ONNX), str(out / ONNX_INT8), weight_type=QuantType.QInt8)
+    finally:
+        root.removeFilter(_errors_only)
+
+
+def _errors_only(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.ERROR
 
 
 def _manifest(trained: TrainedModel, out: Path, int8: bool, index: ItemIndexInfo) -> Manifest:
@@ -173,6 +186,7 @@ def stage(
     parity_windows: list[list[Event]],
     int8: bool = False,
     ann: bool | None = None,
+    progress: bool = False,
 ) -> Artifact:
     """Write every file of the artifact but its manifest into `out`, check parity, and return
     the artifact with the manifest `publish` is to write (its metrics still empty). Raises
@@ -186,21 +200,35 @@ def stage(
         raise ValueError("export needs non-empty parity windows (real windows of raw events)")
     out.mkdir(parents=True, exist_ok=True)
     (out / MANIFEST).unlink(missing_ok=True)  # from here until publish, not an artifact
+    steps = ["ONNX graph", "item index", "checkpoint", *(["int8"] * int8), "parity check"]
+    bar = progress_bar(total=len(steps), desc="export", unit="step", show=progress, leave=False)
+
+    def step() -> None:  # the step just done; the bar names the next one
+        bar.update()
+        if bar.n < len(steps):
+            bar.set_postfix_str(steps[bar.n])
+
+    bar.set_postfix_str(steps[0])
     scorer = trained.scorer()
     export_onnx(scorer, out / ONNX)
+    step()
     index = write_item_index(
         out, item_vectors(scorer.net).numpy(), trained.items.first_oov,
         ann=trained.items.n_known >= ANN_MIN_ROWS if ann is None else ann,
         seed=trained.cfg.seed,
     )
+    step()
     write_vocab(out, trained.items, trained.categories)
     trained.save_checkpoint(out / CHECKPOINT)
+    step()
     if int8:
         _quantize(out)
+        step()
     manifest = _manifest(trained, out, int8, index)
     artifact = Artifact(path=out, manifest=manifest, items=trained.items,
                         categories=trained.categories)
     errors = parity_errors(trained, artifact, parity_windows)
+    bar.close()
     worst = max(errors, key=lambda k: errors[k])
     if errors[worst] > PARITY_TOLERANCE:
         raise ExportError(

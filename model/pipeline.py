@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from model.artifact import load_artifact
+from model.artifact import Artifact
 from model.data import LoadedLog
 from model.features import Event
 from model.sequences import EventLog, SplitConfig, TimeSplit, validation_points
@@ -98,10 +98,11 @@ def train_artifact(
         place.finish()
         return None
     windows = parity_windows(events, split, cfg.window_len, cfg.seed)
-    staged = stage(trained, out, parity_windows=windows, int8=int8)
+    staged = stage(trained, out, parity_windows=windows, int8=int8, progress=progress)
     evaluation = evaluate(staged, events, split, baselines=baselines, progress=progress,
                           sample=eval_sample, sample_seed=eval_seed)
-    write_report(out, evaluation, trained.history, trained.calibration, data.report.to_dict())
+    write_report(out, evaluation, trained.history, trained.calibration, data.report.to_dict(),
+                 restored_epoch=trained.stats["best_epoch"])
     manifest = staged.manifest.model_copy(
         update={
             "metrics": {
@@ -122,7 +123,7 @@ def train_artifact(
 
 
 def evaluate_artifact(
-    artifact_dir: Path,
+    artifact: Artifact,
     data: LoadedLog,
     *,
     baselines: bool | list[str] = True,
@@ -134,7 +135,6 @@ def evaluate_artifact(
     `eval_sample` test points when there are more)."""
     from model.evaluate import evaluate
 
-    artifact = load_artifact(artifact_dir)
     fractions = artifact.manifest.extra.get("split", {})
     split_cfg = SplitConfig(
         test_fraction=float(fractions.get("test_fraction", SplitConfig.test_fraction)),
@@ -147,10 +147,12 @@ def evaluate_artifact(
 
 
 def build_demo_artifact(
-    out: Path, *, users: int = 300, preset: str = "tiny", seed: int = 0, progress: bool = False
+    out: Path, *, users: int = 300, preset: str = "tiny", seed: int = 0, progress: bool = False,
+    eval_sample: int | None = None,
 ) -> Path:
     """A small model trained on synthetic shoppers: the service's out-of-the-box default and the
-    test suite's real artifact."""
+    test suite's real artifact (evaluated on a seeded sample of `eval_sample` test points when
+    there are more)."""
     from model.data import load_log
     from model.synth import write_csv
     from model.train import TrainConfig
@@ -160,5 +162,5 @@ def build_demo_artifact(
         write_csv(csv, users, seed)
         data = load_log(csv, "taobao", progress=progress)
     cfg = TrainConfig.preset(preset, seed=seed)
-    train_artifact(data, out, cfg, baselines=False, progress=progress)
+    train_artifact(data, out, cfg, baselines=False, progress=progress, eval_sample=eval_sample)
     return out

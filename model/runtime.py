@@ -55,7 +55,8 @@ class OnnxModel:
     """An artifact's network in an ONNX Runtime session.
 
     Asks for the providers in order and keeps only those this onnxruntime build has;
-    `providers` tells which ones the session actually uses, so a fall-back to CPU is visible.
+    `providers` tells which ones the session actually uses, and a fall-back from one the
+    build has (CUDA without a GPU) is a warning.
     `int8` opens the artifact's quantized sibling instead; `path` is the file in use.
     """
 
@@ -77,9 +78,12 @@ class OnnxModel:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(str(self.path), options, providers=wanted)
         self.providers: list[str] = self.session.get_providers()
-        missing = [p for p in providers if p not in self.providers]
-        if missing:
-            log.warning("onnxruntime: asked for %s, running on %s", list(providers), self.providers)
+        # A provider this build lacks (CUDA in the CPU wheel) is no fall-back: `providers`
+        # says what runs. One the build has that the session did not take (no GPU, a CUDA
+        # library missing) is a fall-back, and warned about.
+        fell_back = [p for p in wanted if p not in self.providers]
+        if fell_back:
+            log.warning("onnxruntime: asked for %s, running on %s", wanted, self.providers)
         check_declared_outputs(self.session)
         self._outputs = list(OUTPUT_NAMES)
 

@@ -214,5 +214,6 @@ def _sniff(path: Path, columns: Mapping[str, str] | None) -> str:
     raise DataError(
         f"cannot tell the format of {path}: first line was {first[:200]!r}; expected a Taobao "
         "row (user,item,category,pv|fav|cart|buy,unix seconds), a REES46 or RetailRocket "
-        "header, or pass fmt='csv' with a column mapping (--columns user=...,item=...)"
+        "header, or pass --format csv with a column mapping (--columns user=...,item=...; "
+        "load_log(fmt='csv', columns=...))"
     )

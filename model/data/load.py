@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
-from tqdm import tqdm
 
 from model.data.cleaning import CleanConfig, clean_log
 from model.data.encode import Encoder
@@ -16,6 +15,7 @@ from model.data.errors import DataError
 from model.data.formats import Format, first_lines, resolve_format
 from model.data.reader import batches
 from model.data.report import DataReport
+from model.progress import progress_bar
 from model.sequences import EventLog
 
 log = logging.getLogger(__name__)
@@ -84,8 +84,8 @@ def load_log(
 def _read(path: Path, spec: Format, report: DataReport, chunk_rows: int, progress: bool) -> Encoder:
     """Every batch of the file through one Encoder; the read counts go into report."""
     encoder = Encoder(fmt=spec, report=report)
-    with tqdm(
-        desc=f"seqcast: load {path.name}", unit=" rows", unit_scale=True, disable=not progress
+    with progress_bar(
+        desc=f"load {path.name}", unit=" rows", unit_scale=True, show=progress
     ) as bar:
         try:
             for batch in batches(path, spec, chunk_rows, encoder.bad_row):

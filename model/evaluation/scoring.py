@@ -8,15 +8,14 @@ of the catalog, and the ranks are accumulated chunk by chunk.
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from model import metrics
 from model.evaluation.protocol import Scorer
 from model.features import BEHAVIOR_NAMES
+from model.progress import progress_bar
 from model.sequences import CENSORED, EventLog, Points
 
 CHUNK = 256
@@ -73,8 +72,8 @@ def score_points(
     purchase: list[np.ndarray] = []
     returns: list[np.ndarray] = []
     raw: dict[str, list[np.ndarray]] = {"behavior": [], "purchase": [], "return": []}
-    with tqdm(total=len(points), desc=f"seqcast: evaluate {label}", unit="points",
-              file=sys.stderr, disable=not progress) as shown:
+    with progress_bar(total=len(points), desc=f"evaluate {label}", unit="points",
+                      show=progress) as shown:
         for lo in range(0, len(points), chunk_size):
             chunk = points.take(slice(lo, lo + chunk_size))
             out = scorer.score(log, chunk)

@@ -1,5 +1,6 @@
-"""Reading the report's inputs: numbers that may be missing or NaN, per-head epoch losses,
-and the calibration as a plain dict (see the package docstring for their shapes)."""
+"""Reading the report's inputs: numbers that may be missing or NaN, an epoch's losses (per
+head, and the weighted total), and the calibration as a plain dict (see the package
+docstring for their shapes)."""
 
 from __future__ import annotations
 
@@ -20,18 +21,23 @@ def epochs(history: Sequence[Mapping[str, Any]] | Mapping[str, Any]) -> list[Map
     return list(history)
 
 
-def losses(record: Mapping[str, Any], key: str) -> dict[str, float]:
-    """Per-head losses of an epoch record; a plain float counts as head "total"."""
-    value = record.get(key)
-    if isinstance(value, Mapping):
-        numbers = {k: number(v) for k, v in value.items()}
-        return {k: v for k, v in numbers.items() if v is not None}
-    out: dict[str, float] = {}
-    for candidate in (value, record.get(key.replace("_loss", "_total"))):
-        value_or_none = number(candidate)
-        if value_or_none is not None:
-            out["total"] = value_or_none
-    return out
+def head_losses(record: Mapping[str, Any], split: str) -> dict[str, float]:
+    """Per-head losses of an epoch record, split "train" or "val"."""
+    value = record.get(f"{split}_loss")
+    if not isinstance(value, Mapping):
+        return {}
+    numbers = {k: number(v) for k, v in value.items()}
+    return {k: v for k, v in numbers.items() if v is not None}
+
+
+def total_loss(record: Mapping[str, Any], split: str) -> float | None:
+    """The epoch's `{split}_total`: the weighted sum of the heads' losses that training
+    minimized and early stopping compared (a plain float `{split}_loss` is that total)."""
+    for candidate in (record.get(f"{split}_total"), record.get(f"{split}_loss")):
+        value = number(candidate)
+        if value is not None:
+            return value
+    return None
 
 
 def calibration_dict(calibration: Any) -> dict[str, Any]:

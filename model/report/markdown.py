@@ -9,7 +9,8 @@ from typing import Any
 
 from model.evaluation.scoring import NDCG_K, RECALL_K
 from model.features import BEHAVIOR_NAMES
-from model.report.inputs import losses, number
+from model.report.data import data_md
+from model.report.inputs import number, total_loss
 
 # (head, metric, label, higher is better)
 TABLE_ROWS = (
@@ -167,43 +168,29 @@ def _calibration_md(calibration: Mapping[str, Any], model: Mapping[str, Any]) ->
     return [*lines, ""]
 
 
-def _training_md(history: list[Mapping[str, Any]]) -> list[str]:
+def _training_md(history: list[Mapping[str, Any]], restored_epoch: int | None) -> list[str]:
     if not history:
         return []
     lines = [
         "## Training",
         "",
+        "Loss: the weighted sum of the heads' losses that training minimizes and early "
+        "stopping compares on the validation points"
+        + ("" if restored_epoch is None else f"; the model is epoch {restored_epoch}'s, "
+           "restored at the end (its validation loss is the lowest)") + ".",
+        "",
         "| epoch | train loss | validation loss | events/s |",
         "|---:|---:|---:|---:|",
     ]
     for i, r in enumerate(history):
-        train = losses(r, "train_loss")
-        val = losses(r, "val_loss")
-        t = train.get("total", sum(train.values()))
-        v = val.get("total", sum(val.values()))
+        epoch = r.get("epoch", i + 1)
         rate = number(r.get("events_per_s"))
+        mark = f"**{epoch}** (restored)" if epoch == restored_epoch else f"{epoch}"
         lines.append(
-            f"| {r.get('epoch', i + 1)} | {t:.4f} | {v:.4f} | "
+            f"| {mark} | {_fmt(total_loss(r, 'train'))} | {_fmt(total_loss(r, 'val'))} | "
             f"{'—' if rate is None else f'{rate:,.0f}'} |"
         )
     return [*lines, ""]
-
-
-def _data_md(value: Any, indent: int = 0) -> list[str]:
-    """The data report (DataReport.to_dict(), as metrics.json stores it) as nested lists."""
-    pad = "  " * indent
-    if isinstance(value, Mapping):
-        lines = []
-        for k, v in value.items():
-            if isinstance(v, Mapping | list) and v:
-                lines.append(f"{pad}- {k}:")
-                lines.extend(_data_md(v, indent + 1))
-            else:
-                lines.append(f"{pad}- {k}: {v}")
-        return lines
-    if isinstance(value, list):
-        return [f"{pad}- {v}" for v in value]
-    return [f"{pad}- {value}"]
 
 
 def render_markdown(
@@ -211,6 +198,7 @@ def render_markdown(
     history: list[Mapping[str, Any]],
     calibration: Mapping[str, Any],
     data_report: Mapping[str, Any] | None,
+    restored_epoch: int | None = None,
 ) -> str:
     lines = [
         "# seqcast model report",
@@ -228,12 +216,12 @@ def render_markdown(
         *_calibration_md(calibration, evaluation.get("model", {})),
         "![reliability](reliability.png)",
         "",
-        *_training_md(history),
+        *_training_md(history, restored_epoch),
         "![training curves](training_curves.png)",
         "",
         "## Data",
         "",
-        *(_data_md(data_report) if data_report else ["No data report."]),
+        *data_md(data_report),
         "",
     ]
     return "\n".join(lines)

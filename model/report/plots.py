@@ -17,7 +17,9 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from model.features import BEHAVIOR_NAMES
-from model.report.inputs import losses, number
+from model.report.inputs import head_losses, number, total_loss
+
+TOTAL = "total (weighted, early stopping's)"
 
 
 def _new_figure(width: float, height: float) -> Figure:
@@ -26,26 +28,39 @@ def _new_figure(width: float, height: float) -> Figure:
     return fig
 
 
-def plot_training_curves(history: list[Mapping[str, Any]], path: Path) -> None:
-    """One panel per head (and the total): training and validation loss by epoch."""
-    train = [losses(r, "train_loss") for r in history]
-    val = [losses(r, "val_loss") for r in history]
-    heads = sorted({h for d in train + val for h in d}, key=lambda h: (h != "total", h))
-    if "total" not in heads and heads:
-        for t, v in zip(train, val, strict=True):
-            t["total"], v["total"] = sum(t.values()), sum(v.values())
-        heads.insert(0, "total")
-    epochs = [int(r.get("epoch", i + 1)) for i, r in enumerate(history)]
+def plot_training_curves(
+    history: list[Mapping[str, Any]], path: Path, restored_epoch: int | None = None
+) -> None:
+    training_curves(history, restored_epoch).savefig(path)
+
+
+def training_curves(history: list[Mapping[str, Any]], restored_epoch: int | None) -> Figure:
+    """One panel per head, after the weighted total early stopping compared: training and
+    validation loss by epoch, the restored epoch marked."""
+    series: dict[str, dict[str, list[tuple[int, float]]]] = {}
+    for i, r in enumerate(history):
+        epoch = int(r.get("epoch", i + 1))
+        for split in ("train", "val"):
+            values = head_losses(r, split)
+            total = total_loss(r, split)
+            if total is not None:
+                values = {TOTAL: total, **values}
+            for head, v in values.items():
+                series.setdefault(head, {}).setdefault(split, []).append((epoch, v))
+    heads = sorted(series, key=lambda h: (h != TOTAL, h))
     n = max(len(heads), 1)
     cols = min(n, 3)
     rows = math.ceil(n / cols)
     fig = _new_figure(4.2 * cols, 3.0 * rows)
     for i, head in enumerate(heads):
         ax = fig.add_subplot(rows, cols, i + 1)
-        for series, label, style in ((train, "train", "-o"), (val, "validation", "-s")):
-            points = [(e, d[head]) for e, d in zip(epochs, series, strict=True) if head in d]
+        for split, label, style in (("train", "train", "-o"), ("val", "validation", "-s")):
+            points = series[head].get(split)
             if points:
                 ax.plot(*zip(*points, strict=True), style, label=label, markersize=3)
+        if restored_epoch is not None:
+            ax.axvline(restored_epoch, linestyle="--", color="grey",
+                       label=f"restored (epoch {restored_epoch})")
         ax.set_title(head)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
@@ -55,7 +70,7 @@ def plot_training_curves(history: list[Mapping[str, Any]], path: Path) -> None:
     if not heads:
         fig.add_subplot(1, 1, 1).text(0.5, 0.5, "no training history", ha="center")
     fig.tight_layout()
-    fig.savefig(path)
+    return fig
 
 
 def _reliability_curve(ax: Axes, bins: Mapping[str, Any], label: str, style: str) -> None:

@@ -26,24 +26,27 @@ def write_report(
     history: Sequence[Mapping[str, Any]] | Mapping[str, Any],
     calibration: Any,
     data_report: Mapping[str, Any] | None,
+    restored_epoch: int | None = None,
 ) -> None:
-    """Write out_dir/report/: metrics.json, report.md and the PNG plots."""
+    """Write out_dir/report/: metrics.json, report.md and the PNG plots. restored_epoch:
+    the epoch whose weights early stopping kept, marked in the table and the curves."""
     out = Path(out_dir) / REPORT_DIR
     out.mkdir(parents=True, exist_ok=True)
     records = epochs(history)
     calib = calibration_dict(calibration)
     metrics = {
         **evaluation,
-        "training": {"history": records, "calibration": calib},
+        "training": {"history": records, "restored_epoch": restored_epoch, "calibration": calib},
         "data": data_report,
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=_jsonable))
-    plot_training_curves(records, out / "training_curves.png")
+    plot_training_curves(records, out / "training_curves.png", restored_epoch)
     plot_reliability(calib, evaluation, out / "reliability.png")
     matrix = evaluation.get("model", {}).get("next_behavior", {}).get("confusion_matrix")
     empty = np.zeros((N_BEHAVIORS, N_BEHAVIORS))
     plot_confusion(matrix if matrix else empty, out / "confusion_matrix.png")
-    (out / "report.md").write_text(render_markdown(evaluation, records, calib, data_report))
+    markdown = render_markdown(evaluation, records, calib, data_report, restored_epoch)
+    (out / "report.md").write_text(markdown)
     logger.info("report written to %s", out)
 
 

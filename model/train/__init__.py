@@ -13,7 +13,8 @@
     loop          fit: the epoch loop and early stopping
 """
 
-from model.train.config import PRESETS, TrainConfig
+from model.presets import PRESETS
+from model.train.config import TrainConfig
 from model.train.loop import fit
 from model.train.trained import TrainedModel
 

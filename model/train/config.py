@@ -13,6 +13,7 @@ from pydantic import Field, ValidationError
 
 from model.errors import SeqcastError
 from model.net.config import HEAD_NAMES, Architecture, NetConfig
+from model.presets import PRESETS
 
 Loss = Literal["sampled", "full"]
 
@@ -106,24 +107,3 @@ def _one_line(exc: ValidationError) -> str:
         reason = error["msg"].removeprefix("Value error, ")
         parts.append(f"{field}={error['input']!r}: {reason}" if field else reason)
     return "; ".join(parts)
-
-
-PRESETS: dict[str, dict[str, Any]] = {
-    # Seconds on a laptop core: tests, the demo artifact, smoke runs.
-    "tiny": {
-        "d_model": 32,
-        "n_layers": 1,
-        "n_heads": 2,
-        "window_len": 20,
-        "batch_size": 32,
-        "lr": 5e-3,
-        "warmup_steps": 10,
-        "max_epochs": 8,
-        "patience": 2,
-        "n_oov_items": 64,
-        "n_oov_categories": 16,
-        "n_negatives": 256,
-        "category_loss": "full",
-    },
-    "default": {},
-}

@@ -29,11 +29,11 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor, nn
-from tqdm import tqdm
 
 from model.features import INPUT_NAMES
 from model.net.config import HEAD_NAMES
 from model.net.network import SeqNet, Targets, n_parameters
+from model.progress import progress_bar
 from model.sequences import EventLog, TimeSplit
 from model.train.batches import length_batches
 from model.train.checkpoint import load_checkpoint, warm_start, with_checkpoint_architecture
@@ -208,8 +208,8 @@ def _train(
         t0, cpu0 = time.perf_counter(), time.process_time()
         batches = length_batches(order, run.lengths, cfg.batch_size, rng)
         batches = batches[: place.fewest(len(batches))]
-        bar = tqdm(batches, desc=f"seqcast: training epoch {epoch}", unit="batch",
-                   disable=not talk, leave=False)
+        bar = progress_bar(batches, desc=f"training epoch {epoch}", unit="batch", show=talk,
+                           leave=False)
         for b in bar:
             inputs, targets = _batch(run, b, device)
             item_negatives = (
@@ -221,13 +221,14 @@ def _train(
                 else None
             )
             losses = model(*inputs, targets, item_negatives, category_negatives)
-            optimizer.step((losses * weights).sum(), net.parameters(), cfg.grad_clip)
+            loss = (losses * weights).sum()  # what is optimized, and what the bar shows
+            optimizer.step(loss, net.parameters(), cfg.grad_clip)
             sums += losses.detach().double().cpu()
             n_steps += 1
             n_events += int(run.lengths[b].sum())
             if talk and n_steps % PROGRESS_EVERY == 0:
                 rate = n_events / (time.perf_counter() - t0)
-                bar.set_postfix(loss=f"{float(losses.sum()):.3f}", events_s=f"{rate:,.0f}")
+                bar.set_postfix(loss=f"{loss.item():.3f}", events_s=f"{rate:,.0f}")
         bar.close()
         n_events = place.total(n_events)
         record = place.from_leader(partial(

@@ -31,13 +31,23 @@ def _seqcast(*args: str) -> subprocess.Popen[str]:
 
 def test_cli_errors_are_one_line_naming_the_field(shoppers: Path, tmp_path: Path) -> None:
     train = ("train", "--data", str(shoppers), "--out", str(tmp_path / "a"), "--preset", "tiny")
+    unknown = tmp_path / "unknown.csv"
+    unknown.write_text("when,who,what\n2024-01-01,u1,click\n")
     cases = {
         "max_val_points='abc'": (*train, "--set", "max_val_points=abc"),
         "nosuch='1'": (*train, "--set", "nosuch=1"),
-        "unknown preset 'huge'": (*train, "--preset", "huge"),
+        "--preset: invalid choice: 'huge' (choose from ": (*train, "--preset", "huge"),
         "--test-fraction": (*train, "--test-fraction", "2"),
         "no such file": ("train", "--data", str(tmp_path / "none.csv"), "--out", str(tmp_path)),
-        "n_users must be at least 1": ("synth", "--users", "0", "--out", str(tmp_path / "s")),
+        "--users: 0 is not at least 1": ("synth", "--users", "0", "--out", str(tmp_path / "s")),
+        # The artifact is checked before the log is read: a missing one is named, not the log.
+        f"{tmp_path / 'no-artifact'}": (
+            "evaluate", "--artifact", str(tmp_path / "no-artifact"), "--data", str(unknown),
+        ),
+        # In the terms of the command line, not of the Python function behind it.
+        "or pass --format csv with a column mapping (--columns user=...,item=...": (
+            "train", "--data", str(unknown), "--out", str(tmp_path / "b"),
+        ),
     }
     # All at once: each child pays the trainer's import time, not each in turn.
     children = {expected: _seqcast(*args) for expected, args in cases.items()}

@@ -13,6 +13,7 @@ from model.baselines.registry import Fitting, fit_baseline
 from model.evaluation.protocol import Horizon
 from model.evaluation.scoring import score_points
 from model.report import comparison_table, write_report
+from model.report.plots import TOTAL, training_curves
 from model.sequences import EventLog, TimeSplit
 from model.sequences import test_points as points_of
 
@@ -47,21 +48,28 @@ def test_report_files_from_a_baseline_evaluation(tmp_path: Path) -> None:
         "before": {"purchase": metrics.reliability(p**2, rng.uniform(size=200) < p).to_dict()},
         "after": {"purchase": metrics.reliability(p, rng.uniform(size=200) < p).to_dict()},
     }
+    # Weighted, epoch 1 has the lower validation loss; the heads' plain sum
+    # would pick epoch 2.
     history = [
         {
             "epoch": 1,
             "train_loss": {"behavior": 1.2, "item": 8.0},
             "val_loss": {"behavior": 1.1, "item": 7.5},
+            "train_total": 11.6,
+            "val_total": 10.8,
             "events_per_s": 31000.0,
         },
         {
             "epoch": 2,
-            "train_loss": {"behavior": 1.0, "item": 7.0},
-            "val_loss": {"behavior": 1.0, "item": 7.4},
+            "train_loss": {"behavior": 1.3, "item": 7.0},
+            "val_loss": {"behavior": 1.2, "item": 7.3},
+            "train_total": 10.9,
+            "val_total": 10.9,
             "events_per_s": 32000.0,
         },
     ]
-    write_report(tmp_path, evaluation, history, calibration, {"rows_read": 72, "steps": []})
+    write_report(tmp_path, evaluation, history, calibration, {"rows_read": 72, "cleaning": []},
+                 restored_epoch=1)
     report = tmp_path / "report"
     for png in ("training_curves.png", "reliability.png", "confusion_matrix.png"):
         data = (report / png).read_bytes()
@@ -71,8 +79,13 @@ def test_report_files_from_a_baseline_evaluation(tmp_path: Path) -> None:
     assert saved["training"]["calibration"]["chosen"]["purchase"] == "isotonic"
     md = (report / "report.md").read_text()
     assert "| metric | model | popularity | markov | last |" in md
-    assert "rows_read: 72" in md and "| purchase | isotonic |" in md
+    assert "| read | every data row of the file | 72 | |" in md and "| purchase | isotonic |" in md
     assert "none 0.2100, isotonic 0.0300" in md
+    assert saved["training"]["restored_epoch"] == 1
+    lines = md.splitlines()
+    assert "| **1** (restored) | 11.6000 | 10.8000 | 31,000 |" in lines
+    assert "| 2 | 10.9000 | 10.9000 | 32,000 |" in lines
+    assert "the model is epoch 1's, restored at the end" in md
     # "last" answers no purchase question: its cell says so.
     purchase_row = next(line for line in md.splitlines() if line.startswith("| purchase: log loss"))
     assert purchase_row.rstrip().endswith("| — |")
@@ -90,3 +103,20 @@ def test_int8_sibling_is_a_column_next_to_the_model() -> None:
     table = comparison_table(evaluation)
     assert table.splitlines()[0] == "| metric | model | model int8 | markov |"
     assert "| purchase: ROC AUC | **0.7100** | 0.7000 | 0.6000 |" in table
+
+
+def test_training_curves_plot_the_weighted_total_and_mark_the_restored_epoch() -> None:
+    epochs = ((1, 1.0, 7.5, 10.0, 10.8), (2, 1.2, 7.2, 9.5, 10.9), (3, 1.1, 7.4, 9.0, 11.0))
+    history = [
+        {"epoch": e, "train_loss": {"behavior": b, "item": 7.0},
+         "val_loss": {"behavior": b, "item": i}, "train_total": t, "val_total": v}
+        for e, b, i, t, v in epochs
+    ]
+    fig = training_curves(history, restored_epoch=1)
+    panels = {ax.get_title(): ax for ax in fig.axes}
+    assert list(panels) == [TOTAL, "behavior", "item"]
+    for ax in panels.values():
+        lines = {line.get_label(): line for line in ax.get_lines()}
+        assert list(lines["restored (epoch 1)"].get_xdata()) == [1, 1]
+    total = {line.get_label(): list(line.get_ydata()) for line in panels[TOTAL].get_lines()}
+    assert total["validation"] == [10.8, 10.9, 11.0] and total["train"] == [10.0, 9.5, 9.0]

@@ -23,5 +23,17 @@ def test_report_serializes_and_renders(write: Callable[[str, str | bytes], Path]
         "short_users",
     ]
     text = render_markdown({}, [], {}, d).split("## Data\n", 1)[1]
-    assert "- malformed:\n  - wrong_field_count: 1\n" in text
-    assert "'name': 'short_users'" in text and "- n_events: 2\n" in text
+    lines = text.splitlines()
+    assert f"Read from `{path}`: format taobao" in text
+    # A table from the rows read to the log kept, a cleaning step per row, the reason a
+    # skipped row was skipped: no dict or list is dumped as text.
+    assert "| read | every data row of the file | 3 | |" in lines
+    assert "| malformed or unmapped | skipped, by reason below | −1 | |" in lines
+    assert any(line.startswith("| short_users | users with fewer than 2 events |")
+               for line in lines)
+    assert "| **kept** | | **2** | **1** |" in lines
+    assert "| `wrong_field_count` | 1 |" in lines
+    assert "| behavior | view | fav | cart | buy |" in lines
+    assert "| share | 50.0% | 0.0% | 0.0% | 50.0% |" in lines
+    assert "| duplicates | exact duplicate rows, first kept | 0 | 0 |" in lines
+    assert not any(c in text for c in "{}[]")
