@@ -120,12 +120,13 @@ end
 """.replace("BUY", str(int(Behavior.BUY)))
 
 # KEYS: the pending hash. ARGV: capacity, ttl_seconds, then (field, entry) pairs. Keeps the
-# `capacity` most recent prediction times (a field ends in "|<t>"). Returns entries added.
+# `capacity` most recent prediction times (a field ends in "|<t>"). Returns, per pair, 1 if
+# it was added (0: that version's prediction for that window state is already kept).
 RECORD_LUA = """
 local cap = tonumber(ARGV[1])
-local added = 0
+local added = {}
 for i = 3, #ARGV, 2 do
-  added = added + redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1])
+  added[#added + 1] = redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1])
 end
 local fields = redis.call('HKEYS', KEYS[1])
 if #fields > cap then

@@ -223,21 +223,25 @@ class RedisWindowStore:
     async def record(
         self, predictions: Mapping[str, Sequence[PendingPrediction]], *, capacity: int,
         ttl_seconds: int,
-    ) -> int:
+    ) -> list[PendingPrediction]:
         """Keep served predictions beside their users' windows until their outcomes arrive
-        (the `capacity` latest per user, for `ttl_seconds`); the number newly kept."""
+        (the `capacity` latest per user, for `ttl_seconds`); those newly kept (a version's
+        prediction for a window state already kept is not kept twice)."""
         calls: list[ScriptCall] = []
+        given: list[PendingPrediction] = []
         for user, pending in predictions.items():
             args: list[str | int | float] = [capacity, ttl_seconds]
             for p in pending:
                 args += [p.field, p.encode()]
+                given.append(p)
             calls.append(([pending_key(self.prefix, user)], args))
         if not calls:
-            return 0
+            return []
         with self._op("record"):
             client = await self.client()
             replies = await self._run_scripts(client, RECORD, calls)
-        return sum(int(r) for r in replies)
+        added = [int(flag) for reply in replies for flag in reply]
+        return [p for p, flag in zip(given, added, strict=True) if flag]
 
     async def _run_scripts(
         self, client: AnyRedis, script: Script, calls: list[ScriptCall]
