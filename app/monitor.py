@@ -172,48 +172,57 @@ def live_figures(samples: Samples) -> dict[str, dict[str, Any]]:
     return figures
 
 
+# The derived gauges: name -> (help, labels).
+DERIVED = {
+    "seqcast_live_scored_share": (
+        "Share of the recorded predictions whose next behavior was scored.", ("version",)),
+    "seqcast_live_log_loss": (
+        "Mean log loss of the scored predictions.", ("version", "target")),
+    "seqcast_live_accuracy": (
+        "Share of scored next-behavior predictions whose most probable behavior came.",
+        ("version",)),
+    "seqcast_live_ece": (
+        "Expected calibration error over the probability bins.", ("version", "target")),
+    "seqcast_live_auc": (
+        "AUC from the binned scores of positives and negatives.", ("version", "target")),
+    "seqcast_input_drift_psi": (
+        "Population stability index of live inputs against the training data.",
+        ("version", "feature")),
+    "seqcast_input_unknown_share": (
+        "Share of ingested events whose id the model does not know.", ("version", "feature")),
+}
+
+
+def _derived_values(figures: dict[str, dict[str, Any]]) -> Iterator[tuple[str, list[str], float]]:
+    """(gauge, label values, value) of every derived figure that has a value."""
+    for version, f in figures.items():
+        if f["scored_share"] is not None:
+            yield "seqcast_live_scored_share", [version], f["scored_share"]
+        for target, entry in f["live"].items():
+            yield "seqcast_live_log_loss", [version, target], entry["log_loss"]
+            if "accuracy" in entry:
+                yield "seqcast_live_accuracy", [version], entry["accuracy"]
+            if "ece" in entry:
+                yield "seqcast_live_ece", [version, target], entry["ece"]
+            if entry.get("auc") is not None:
+                yield "seqcast_live_auc", [version, target], entry["auc"]
+        for feature, entry in f["drift"].items():
+            if entry["psi"] is not None:
+                yield "seqcast_input_drift_psi", [version, feature], entry["psi"]
+            if entry.get("unknown_share") is not None:
+                yield "seqcast_input_unknown_share", [version, feature], entry["unknown_share"]
+
+
 class DerivedCollector(Collector):
-    """The derived live figures as gauges, computed at each collection from `source`: the
-    raw families, summed over every worker in multiprocess mode."""
+    """The derived live figures (`DERIVED`) as gauges, computed at each collection from
+    `source`: the raw families, summed over every worker in multiprocess mode."""
 
     def __init__(self, source: Callable[[], Iterable[Metric]]) -> None:
         self._source = source
 
     def collect(self) -> Iterator[Metric]:
-        figures = live_figures(samples_of(self._source()))
-        share = GaugeMetricFamily("seqcast_live_scored_share",
-                                  "Share of the recorded predictions whose next behavior "
-                                  "was scored.", labels=["version"])
-        log_loss = GaugeMetricFamily("seqcast_live_log_loss",
-                                     "Mean log loss of the scored predictions.",
-                                     labels=["version", "target"])
-        accuracy = GaugeMetricFamily("seqcast_live_accuracy",
-                                     "Share of scored next-behavior predictions whose most "
-                                     "probable behavior came.", labels=["version"])
-        ece = GaugeMetricFamily("seqcast_live_ece", "Expected calibration error over the "
-                                "probability bins.", labels=["version", "target"])
-        auc = GaugeMetricFamily("seqcast_live_auc", "AUC from the binned scores of "
-                                "positives and negatives.", labels=["version", "target"])
-        drift = GaugeMetricFamily("seqcast_input_drift_psi", "Population stability index "
-                                  "of live inputs against the training data.",
-                                  labels=["version", "feature"])
-        unknown = GaugeMetricFamily("seqcast_input_unknown_share", "Share of ingested "
-                                    "events whose id the model does not know.",
-                                    labels=["version", "feature"])
-        for version, f in figures.items():
-            if f["scored_share"] is not None:
-                share.add_metric([version], f["scored_share"])
-            for target, entry in f["live"].items():
-                log_loss.add_metric([version, target], entry["log_loss"])
-                if "accuracy" in entry:
-                    accuracy.add_metric([version], entry["accuracy"])
-                if "ece" in entry:
-                    ece.add_metric([version, target], entry["ece"])
-                if entry.get("auc") is not None:
-                    auc.add_metric([version, target], entry["auc"])
-            for feature, entry in f["drift"].items():
-                if entry["psi"] is not None:
-                    drift.add_metric([version, feature], entry["psi"])
-                if entry.get("unknown_share") is not None:
-                    unknown.add_metric([version, feature], entry["unknown_share"])
-        yield from (share, log_loss, accuracy, ece, auc, drift, unknown)
+        families = {name: GaugeMetricFamily(name, doc, labels=list(labels))
+                    for name, (doc, labels) in DERIVED.items()}
+        for name, labels, value in _derived_values(live_figures(samples_of(self._source()))):
+            families[name].add_metric(labels, value)
+        yield from families.values()
