@@ -16,7 +16,7 @@ import os
 import re
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -302,7 +302,7 @@ class Metrics:
                                           "positive" if fired else "negative").inc()
                 self.live_predicted.labels(p.version, target, b).inc(prob)
 
-    def live_figures(self) -> dict[str, dict[str, object]]:
+    def live_figures(self) -> dict[str, dict[str, Any]]:
         """`app.monitor.live_figures` of every worker's counters (this process's alone
         without multiprocess mode)."""
         directory = multiprocess_dir()

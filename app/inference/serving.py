@@ -87,21 +87,28 @@ class Serving:
     ) -> list[Prediction]:
         """Each user's answer from their arm; the live record and the shadow follow it."""
         arms = [self.arm(u) for u in user_ids]
-        answers: list[Prediction | None] = [None] * len(user_ids)
-        by_arm: dict[int, list[int]] = defaultdict(list)
-        for i, arm in enumerate(arms):
-            by_arm[id(arm)].append(i)
-        groups = [(arms[rows[0]], rows) for rows in by_arm.values()]
-        results = await asyncio.gather(*(
-            arm.predict([windows[i] for i in rows], top_k=top_k, explain=explain)
-            for arm, rows in groups
-        ))
-        for (_, rows), predictions in zip(groups, results, strict=True):
-            for i, prediction in zip(rows, predictions, strict=True):
-                answers[i] = prediction
-        served = [a for a in answers if a is not None]
+        if all(arm is self.primary for arm in arms):  # the usual case: no task per request
+            served = await self.primary.predict(windows, top_k=top_k, explain=explain)
+        else:
+            served = await self._predict_arms(arms, windows, top_k, explain)
         self._follow(user_ids, windows, arms, served)
         return served
+
+    @staticmethod
+    async def _predict_arms(arms: Sequence[Predictor], windows: Sequence[Window], top_k: int,
+                            explain: bool) -> list[Prediction]:
+        """Each window scored by its own arm, the arms concurrently; answers in order."""
+        rows_of: dict[Predictor, list[int]] = defaultdict(list)
+        for i, arm in enumerate(arms):
+            rows_of[arm].append(i)
+        results = await asyncio.gather(*(
+            arm.predict([windows[i] for i in rows], top_k=top_k, explain=explain)
+            for arm, rows in rows_of.items()
+        ))
+        answers: dict[int, Prediction] = {}
+        for rows, predictions in zip(rows_of.values(), results, strict=True):
+            answers.update(zip(rows, predictions, strict=True))
+        return [answers[i] for i in range(len(arms))]
 
     def _follow(self, user_ids: Sequence[str], windows: Sequence[Window],
                 arms: Sequence[Predictor], answers: Sequence[Prediction]) -> None:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter
 
 from app.deps import ApiKey, MetricsDep, PredictorDep, ServingDep, StrictQuery
 from app.monitor import TARGETS
 from app.schemas import LiveOut, TargetLiveOut, VersionLiveOut
+
+Role = Literal["primary", "candidate", "earlier"]
+ROLE_ORDER: dict[Role, int] = {"primary": 0, "candidate": 1, "earlier": 2}
 
 router = APIRouter(prefix="/v1/model", tags=["model"], dependencies=[ApiKey, StrictQuery])
 
@@ -22,16 +27,15 @@ async def live(predictor: PredictorDep, serving: ServingDep, metrics: MetricsDep
     candidate = serving.candidate.current if serving.candidate is not None else None
     versions = []
     for version, f in metrics.live_figures().items():
-        role = ("primary" if version == primary.version else
-                "candidate" if candidate is not None and version == candidate.version
-                else "earlier")
+        role: Role = ("primary" if version == primary.version else
+                      "candidate" if candidate is not None and version == candidate.version
+                      else "earlier")
         targets = {t: TargetLiveOut(**f["live"].get(t, {}), training=f["training"][t])
                    for t in TARGETS}
         versions.append(VersionLiveOut(version=version, role=role, recorded=f["recorded"],
                                        scored_share=f["scored_share"], targets=targets,
                                        drift=f["drift"]))
-    order = {"primary": 0, "candidate": 1, "earlier": 2}
-    versions.sort(key=lambda v: (order[v.role], v.version))
+    versions.sort(key=lambda v: (ROLE_ORDER[v.role], v.version))
     return LiveOut(
         serving_version=primary.version,
         candidate_version=None if candidate is None else candidate.version,

@@ -99,7 +99,8 @@ def test_outcomes_score_the_served_predictions(
         assert purchase["training"]["log_loss"] == pytest.approx(
             load_artifact(settings.artifact_dir).manifest.metrics["purchase"]["log_loss"])
         text = client.get("/metrics").text
-        assert f'seqcast_live_predictions_scored_total{{target="next_behavior",version="{version}"}} 2.0' in text
+        labels = f'target="next_behavior",version="{version}"'
+        assert f"seqcast_live_predictions_scored_total{{{labels}}} 2.0" in text
         assert f'seqcast_live_log_loss{{target="next_behavior",version="{version}"}}' in text
         assert f'seqcast_model_report{{metric="purchase_auc",version="{version}"}}' in text
 
@@ -118,8 +119,8 @@ def test_log_loss_and_accuracy_move_with_the_outcomes(
                 user = f"{pick.__name__}-{u}"
                 t = history(client, user, known_items[u:], n=3 + u)
                 answer = predict(client, user)
-                wait_until(lambda a=answer: live_of(client, a["model_version"])["recorded"]
-                           == u + 1)
+                wait_until(lambda a=answer, n=u + 1:
+                           live_of(client, a["model_version"])["recorded"] == n)
                 probs = answer["next_behavior"]
                 client.post("/v1/events", json=ev(user, 99, pick(probs, key=probs.get),
                                                   t + 30, known_items))

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from liveoutcomes import VERSION, outcomes
 from prometheus_client import CollectorRegistry, generate_latest
 
 from app import monitor
 from app.metrics import Metrics, multiprocess_registry
-from liveoutcomes import VERSION, outcomes
 from model import metrics as offline
 
 
