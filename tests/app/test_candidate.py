@@ -36,6 +36,15 @@ def candidate_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
 
 
+@pytest.fixture(scope="module")
+def arms(demo_artifact: Path, candidate_artifact: Path) -> tuple[str, str, list[str]]:
+    """The two versions (primary, candidate) and items the primary knows."""
+    primary = load_artifact(demo_artifact).manifest.model_version
+    candidate = load_artifact(candidate_artifact).manifest.model_version
+    assert primary != candidate
+    return primary, candidate, load_artifact(demo_artifact).items.ids[:30]
+
+
 def post_histories(http: httpx.Client, users: list[str], items: list[str]) -> None:
     events = [{"user_id": u, "item_id": items[(j + i) % len(items)], "behavior": "view",
                "timestamp": T0 + 60 * i, "event_id": f"{u}-{i}"}
@@ -78,16 +87,13 @@ def settled(read: Callable[[], Any], wait_until: Callable[..., None]) -> Any:
 
 
 def test_shadow_scores_a_share_of_requests_after_the_answer(
-    make_settings: Callable[..., Settings], live_server: Any, demo_artifact: Path,
-    candidate_artifact: Path, wait_until: Callable[..., None],
+    make_settings: Callable[..., Settings], live_server: Any, candidate_artifact: Path,
+    arms: tuple[str, str, list[str]], wait_until: Callable[..., None],
 ) -> None:
-    primary = load_artifact(demo_artifact).manifest.model_version
-    candidate = load_artifact(candidate_artifact).manifest.model_version
-    assert primary != candidate
+    primary, candidate, items = arms
     settings = make_settings(candidate_artifact=candidate_artifact, candidate_mode="shadow",
                              candidate_share=0.5, live_sample_share=0.0)
     users = [f"s{i}" for i in range(200)]
-    items = load_artifact(demo_artifact).items.ids[:30]
     with live_server(create_app(settings, CollectorRegistry())) as server, \
             httpx.Client(base_url=server.url) as http:
         post_histories(http, users, items)
@@ -123,15 +129,13 @@ def test_shadow_scores_a_share_of_requests_after_the_answer(
 
 
 def test_ab_routes_a_stable_share_of_users_by_hash(
-    make_settings: Callable[..., Settings], live_server: Any, demo_artifact: Path,
-    candidate_artifact: Path, wait_until: Callable[..., None],
+    make_settings: Callable[..., Settings], live_server: Any, candidate_artifact: Path,
+    arms: tuple[str, str, list[str]], wait_until: Callable[..., None],
 ) -> None:
-    primary = load_artifact(demo_artifact).manifest.model_version
-    candidate = load_artifact(candidate_artifact).manifest.model_version
+    primary, candidate, items = arms
     settings = make_settings(candidate_artifact=candidate_artifact, candidate_mode="ab",
                              candidate_share=0.3, live_sample_share=1.0)
     users = [f"ab{i}" for i in range(400)]
-    items = load_artifact(demo_artifact).items.ids[:30]
     with live_server(create_app(settings, CollectorRegistry())) as server, \
             httpx.Client(base_url=server.url) as http:
         post_histories(http, users, items)
