@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -213,6 +214,7 @@ class Metrics:
             monitor.REPORT, "The training report's figures of each loaded model version.",
             "livemax", ("version", "metric"),
         )
+        self._window_bins: dict[str, list[tuple[np.ndarray, list[Any]]]] = {}
         if multiprocess_dir() is None:
             live = (self.live_recorded, self.live_scored, self.live_log_loss,
                     self.live_correct, self.live_outcomes, self.live_predicted, self.inputs,
@@ -261,21 +263,33 @@ class Metrics:
 
     def observe_windows(self, manifest: Manifest, windows: Iterable[Sequence[Event]]) -> None:
         """Count the scored windows' lengths and newest gaps, binned as the training data."""
-        stats = manifest.input_stats
-        length_edges = WINDOW_LENGTH_EDGES if stats is None else stats.window_length_edges
-        gap_edges = manifest.features.gap_edges_seconds if stats is None else stats.gap_edges
-        lengths, gaps = [], []
+        lengths: list[float] = []
+        gaps: list[float] = []
         for w in windows:
             if w:
                 lengths.append(len(w))
                 if len(w) >= 2:
                     gaps.append(w[-1].ts - w[-2].ts)
-        version = manifest.model_version
-        for feature, values, edges, first in (("window_length", lengths, length_edges, 1),
-                                              ("gap", gaps, gap_edges, 0)):
-            labels = _edge_labels(edges, first)
-            for b in bin_of(values, edges).tolist():
-                self.inputs.labels(version, feature, labels[b]).inc()
+        binned = self._window_bins.get(manifest.model_version)
+        if binned is None:
+            binned = self._window_bins[manifest.model_version] = self._bins_of(manifest)
+        for values, (edges, counters) in zip((lengths, gaps), binned, strict=True):
+            if values:
+                for b in bin_of(values, edges).tolist():
+                    counters[b].inc()
+
+    def _bins_of(self, manifest: Manifest) -> list[tuple[np.ndarray, list[Any]]]:
+        """(edges, the counter of each bin) of window_length and gap, for one version: built
+        once, as the labelled counters cost more to look up than the binning."""
+        stats = manifest.input_stats
+        length_edges = WINDOW_LENGTH_EDGES if stats is None else stats.window_length_edges
+        gap_edges = manifest.features.gap_edges_seconds if stats is None else stats.gap_edges
+        return [
+            (np.asarray(edges), [self.inputs.labels(manifest.model_version, feature, label)
+                                 for label in _edge_labels(edges, first)])
+            for feature, edges, first in (("window_length", length_edges, 1),
+                                          ("gap", gap_edges, 0))
+        ]
 
     def observe_recorded(self, version: str, count: int) -> None:
         if count:

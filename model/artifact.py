@@ -122,7 +122,8 @@ class ItemIndexInfo(BaseModel):
 WINDOW_LENGTH_EDGES = (2, 3, 5, 10, 20, 50, 100)
 
 
-def bin_of(values: np.ndarray | Sequence[float], edges: Sequence[float]) -> np.ndarray:
+def bin_of(values: np.ndarray | Sequence[float], edges: np.ndarray | Sequence[float]
+           ) -> np.ndarray:
     """Each value's bin among `edges` (bin i holds edges[i-1] <= v < edges[i]; 0 below
     edges[0], len(edges) from the last edge on): the trainer's reference and the service's
     live counts are binned by this one rule."""
