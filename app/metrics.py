@@ -265,9 +265,10 @@ class Metrics:
         """Count the scored windows' lengths and newest gaps, binned as the training data."""
         lengths: list[float] = []
         gaps: list[float] = []
+        window_len = manifest.features.window_len  # what the model reads of a longer window
         for w in windows:
             if w:
-                lengths.append(len(w))
+                lengths.append(min(len(w), window_len))
                 if len(w) >= 2:
                     gaps.append(w[-1].ts - w[-2].ts)
         binned = self._window_bins.get(manifest.model_version)
