@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import re
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,12 +15,13 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 
 from app.inference.serving import user_bucket
 from app.main import create_app
 from app.settings import Settings
-from model.artifact import load_artifact
+from model.artifact import MANIFEST, load_artifact
 
 pytestmark = pytest.mark.slow
 
@@ -161,3 +163,27 @@ def test_ab_routes_a_stable_share_of_users_by_hash(
         assert kept[candidate] == ab_users + sum(first[u] == candidate for u in users[:40])
         assert kept[primary] == len(users) - ab_users + sum(
             first[u] == primary for u in users[:40])
+
+
+def test_promoting_the_candidate_is_a_reload(
+    make_settings: Callable[..., Settings], demo_artifact: Path, candidate_artifact: Path,
+    arms: tuple[str, str, list[str]], tmp_path: Path,
+) -> None:
+    """Publish the candidate's artifact in the primary's directory (manifest last) and
+    reload: the primary then answers with the candidate's version."""
+    primary, candidate, items = arms
+    served = tmp_path / "current"
+    shutil.copytree(demo_artifact, served)
+    settings = make_settings(artifact_dir=served, candidate_artifact=candidate_artifact,
+                             candidate_mode="shadow", candidate_share=0.0)
+    with TestClient(create_app(settings, CollectorRegistry())) as client:
+        client.post("/v1/events", json={"user_id": "p", "item_id": items[0],
+                                         "behavior": "view", "timestamp": T0})
+        assert client.get("/v1/users/p/prediction").json()["model_version"] == primary
+        for f in sorted(candidate_artifact.iterdir(), key=lambda f: f.name == MANIFEST):
+            if f.is_file():
+                shutil.copy2(f, served / f.name)
+        reload = client.post("/v1/admin/reload", headers={"X-API-Key": "dev-admin-key"})
+        assert reload.json()["model_version"] == candidate, reload.text
+        assert client.get("/v1/users/p/prediction").json()["model_version"] == candidate
+        assert client.get("/v1/model/live").json()["serving_version"] == candidate
