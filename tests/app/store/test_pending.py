@@ -4,12 +4,9 @@ scores them by the trainer's label rules, keeps what is still open and drops wha
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 
 import pytest
-from prometheus_client import CollectorRegistry
 
-from app.metrics import Metrics
 from app.store.keys import pending_key
 from app.store.pending import Outcome, PendingPrediction
 from app.store.redis_store import RedisWindowStore
@@ -20,21 +17,6 @@ pytestmark = pytest.mark.anyio
 
 T = 1_000_000.0
 HORIZON, GAP = 3600, 600
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-async def store(redis_url: str, key_prefix: str) -> AsyncIterator[RedisWindowStore]:
-    s = RedisWindowStore(
-        redis_url, prefix=key_prefix, ttl_seconds=3600, seen_capacity=50,
-        metrics=Metrics(CollectorRegistry()), erasure_rewrite_seconds=0,
-    )
-    yield s
-    await s.close()
 
 
 def prediction(version: str = "v", served_at: float | None = None) -> PendingPrediction:
