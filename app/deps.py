@@ -18,6 +18,7 @@ from fastapi.security import APIKeyHeader
 from app.embedded_redis import EmbeddedRedis
 from app.errors import Forbidden, InvalidRequest, Unauthorized
 from app.inference.predictor import Predictor
+from app.inference.serving import Serving
 from app.metrics import Metrics
 from app.schemas import (
     ID_HARD_LIMIT,
@@ -39,7 +40,8 @@ class Services:
     settings: Settings
     metrics: Metrics
     store: WindowStore
-    predictor: Predictor
+    predictor: Predictor  # the primary model (the one the model card and reload are about)
+    serving: Serving  # which model answers whom; the live record and the shadow
     embedded_redis: EmbeddedRedis | None = None
 
 
@@ -67,10 +69,15 @@ async def get_metrics(services: ServicesDep) -> Metrics:
     return services.metrics
 
 
+async def get_serving(services: ServicesDep) -> Serving:
+    return services.serving
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[WindowStore, Depends(get_store)]
 PredictorDep = Annotated[Predictor, Depends(get_predictor)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+ServingDep = Annotated[Serving, Depends(get_serving)]
 
 # One OpenAPI security scheme per key, all sent in X-API-Key: `app.openapi` keeps, in each
 # mode, the schemes whose check is on.

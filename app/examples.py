@@ -53,6 +53,26 @@ ANSWERS: dict[tuple[str, str], Any] = {
         "onnx_sha256": "639591fbf500eef27bf2d739bd64760a6ec60c08d00779bcf8f56fe4bf37f0c2",
         "loaded_at": "2024-05-01T12:05:00+00:00",
     },
+    ("/v1/model/live", "get"): {
+        "serving_version": VERSION, "candidate_version": None, "candidate_mode": None,
+        "candidate_share": None, "live_sample_share": 0.1,
+        "versions": [{
+            "version": VERSION, "role": "primary", "recorded": 1200, "scored_share": 0.91,
+            "targets": {
+                "next_behavior": {"scored": 1092, "log_loss": 0.52, "accuracy": 0.85,
+                                  "training": {"log_loss": 0.5, "accuracy": 0.855}},
+                "purchase": {"scored": 980, "log_loss": 0.41, "ece": 0.04, "auc": 0.61,
+                             "positive_rate": 0.12,
+                             "reliability": [{"bin": "0.10", "count": 512, "predicted": 0.12,
+                                              "observed": 0.11}],
+                             "training": {"log_loss": 0.4, "auc": 0.629, "ece": 0.052}},
+                "return": {"scored": 980, "log_loss": 0.6, "auc": 0.66,
+                           "training": {"log_loss": 0.58, "auc": 0.67}},
+            },
+            "drift": {"behavior": {"observations": 5400, "psi": 0.02},
+                      "item": {"observations": 5400, "psi": 0.11, "unknown_share": 0.07}},
+        }],
+    },
     ("/v1/admin/reload", "post"): {
         "reloaded": False, "model_version": VERSION, "previous_version": VERSION,
         "reason": "unchanged",

@@ -21,11 +21,12 @@ from app.embedded_redis import EmbeddedRedis
 from app.errors import ServiceError
 from app.fastpath import PredictionFastPath, find_prediction_route
 from app.inference.predictor import Predictor
+from app.inference.serving import Serving
 from app.logs import configure_logging
 from app.metrics import Metrics, multiprocess_dir, serve_metrics
 from app.middleware import AccessMiddleware, BodyLimitMiddleware
 from app.responses import error_json, error_response, invalid_json
-from app.routes import events, health, modelcard, predict, users
+from app.routes import events, health, live, modelcard, predict, users
 from app.routes.apidocs import OPENAPI_URL, install_docs
 from app.settings import Settings, load_settings
 from app.store.redis_store import RedisWindowStore
@@ -109,10 +110,12 @@ def _store(settings: Settings, metrics: Metrics, url: str) -> RedisWindowStore:
     )
 
 
-def _predictor(settings: Settings, metrics: Metrics) -> Predictor:
+def _predictor(settings: Settings, metrics: Metrics, artifact_dir: Path, *,
+               candidate: bool = False) -> Predictor:
     return Predictor(
-        settings.artifact_dir,
+        artifact_dir,
         metrics=metrics,
+        candidate=candidate,
         batch_wait_ms=settings.batch_wait_ms,
         max_batch=settings.max_model_batch,
         model_threads=settings.model_threads,
@@ -139,16 +142,26 @@ def _lifespan(
         else:
             url = settings.redis_url.get_secret_value()
         store = _store(settings, metrics, url)
-        predictor = _predictor(settings, metrics)
-        await predictor.start()
+        predictor = _predictor(settings, metrics, settings.artifact_dir)
+        candidate = (None if settings.candidate_artifact is None else
+                     _predictor(settings, metrics, settings.candidate_artifact, candidate=True))
+        predictors = [predictor] if candidate is None else [predictor, candidate]
+        for p in predictors:
+            await p.start()
         if not await store.ping():
             log.error("the window store at %s does not answer; serving 503 until it does",
                       store.display_url)
         if settings.reload_poll_seconds > 0:
-            tasks.append(asyncio.create_task(
-                predictor.watch(settings.reload_poll_seconds), name="seqcast-reload"
-            ))
-        app.state.services = Services(settings, metrics, store, predictor, embedded)
+            tasks += [asyncio.create_task(p.watch(settings.reload_poll_seconds),
+                                          name=f"seqcast-reload-{i}")
+                      for i, p in enumerate(predictors)]
+        serving = Serving(
+            predictor, candidate, store=store, metrics=metrics, mode=settings.candidate_mode,
+            share=settings.candidate_share, sample_share=settings.live_sample_share,
+            pending_per_user=settings.live_pending_per_user,
+            grace_seconds=settings.live_grace_seconds,
+        )
+        app.state.services = Services(settings, metrics, store, predictor, serving, embedded)
         stop_metrics = None
         if settings.metrics_port is not None and multiprocess_dir() is None:
             stop_metrics = serve_metrics(metrics.registry, settings.metrics_host,
@@ -162,7 +175,9 @@ def _lifespan(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            await predictor.close()
+            await serving.close()
+            for p in predictors:
+                await p.close()
             await store.close()
             if embedded is not None:
                 await asyncio.to_thread(embedded.stop)
@@ -188,7 +203,7 @@ def create_app(
         redoc_url=None,
     )
     for router in (events.router, users.router, predict.router, modelcard.router,
-                   modelcard.admin, health.router):
+                   live.router, modelcard.admin, health.router):
         app.include_router(router)
     if settings.metrics_port is None:
         app.include_router(health.metrics_router)

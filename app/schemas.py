@@ -309,6 +309,53 @@ class ReloadOut(BaseModel):
     reason: str | None = None
 
 
+class ReliabilityBinOut(BaseModel):
+    bin: str = Field(description="the probability bin's lower edge")
+    count: float
+    predicted: float = Field(description="mean predicted probability in the bin")
+    observed: float = Field(description="share of positives in the bin")
+
+
+class TargetLiveOut(BaseModel):
+    """One target's live figures (since the service started) and the training report's."""
+
+    scored: float = 0
+    log_loss: float | None = None
+    accuracy: float | None = None
+    ece: float | None = None
+    auc: float | None = None
+    positive_rate: float | None = None
+    reliability: list[ReliabilityBinOut] = []
+    training: dict[str, float] = Field(
+        default_factory=dict, description="the same figures in the training report"
+    )
+
+
+class DriftOut(BaseModel):
+    observations: float
+    psi: float | None = Field(description="population stability index against the training "
+                              "data; null below 100 observations")
+    unknown_share: float | None = None
+
+
+class VersionLiveOut(BaseModel):
+    version: str
+    role: Literal["primary", "candidate", "earlier"]
+    recorded: float = Field(description="served predictions kept to be scored")
+    scored_share: float | None = Field(description="share of them whose outcome came")
+    targets: dict[str, TargetLiveOut]
+    drift: dict[str, DriftOut]
+
+
+class LiveOut(BaseModel):
+    serving_version: str
+    candidate_version: str | None
+    candidate_mode: Literal["shadow", "ab"] | None
+    candidate_share: float | None
+    live_sample_share: float
+    versions: list[VersionLiveOut]
+
+
 class ReadyOut(BaseModel):
     ready: bool
     model: bool

@@ -26,6 +26,7 @@ API_KEY_HEADER = "X-API-Key"
 DEMO_ARTIFACT = Path("artifacts/demo")
 
 DocsAccess = Literal["open", "key", "off"]
+CandidateMode = Literal["shadow", "ab"]
 
 
 class InvalidSettings(SeqcastError):
@@ -106,6 +107,34 @@ class Settings(BaseSettings):
         description="longest wait from an erasure to the rewrite of the Redis append-only "
         "file that drops the user's events (at most one rewrite per node this often); "
         "0 = never (the operator rewrites)",
+    )
+
+    live_sample_share: float = Field(
+        default=0.1, ge=0, le=1,
+        description="share of served user predictions kept beside the window and scored when "
+        "their outcome arrives (live accuracy); 0 = none",
+    )
+    live_pending_per_user: int = Field(
+        default=4, gt=0, le=64, description="served predictions kept per user awaiting their "
+        "outcome (the latest ones)",
+    )
+    live_grace_seconds: int = Field(
+        default=3600, ge=0, description="a kept prediction lives for the model's horizon plus "
+        "this long; one whose user sends nothing in that time is never scored",
+    )
+    candidate_artifact: Path | None = Field(
+        default=None, description="a second artifact served beside artifact_dir: in shadow or "
+        "A/B mode (candidate_mode); None = no candidate",
+    )
+    candidate_mode: CandidateMode = Field(
+        default="shadow", description="shadow: the candidate also scores a sampled share of "
+        "requests, after the answer, never answering; ab: it answers the users whose id hashes "
+        "into candidate_share",
+    )
+    candidate_share: float = Field(
+        default=0.1, ge=0, le=1,
+        description="shadow: share of requests the candidate scores too; ab: share of users "
+        "it answers (a stable hash of the user id)",
     )
 
     @field_validator("api_keys", mode="before")

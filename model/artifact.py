@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from model.calibration import Calibrators
@@ -117,6 +119,76 @@ class ItemIndexInfo(BaseModel):
     ann_sha256: str | None = None  # set whenever ann
 
 
+# Window lengths are binned at these lower edges (the first bin holds 1 event); the gaps
+# between a user's consecutive events at the featurizer's own gap edges (FeatureSpec).
+WINDOW_LENGTH_EDGES = (2, 3, 5, 10, 20, 50, 100)
+
+
+def bin_of(values: np.ndarray | Sequence[float], edges: np.ndarray | Sequence[float]
+           ) -> np.ndarray:
+    """Each value's bin among `edges` (bin i holds edges[i-1] <= v < edges[i]; 0 below
+    edges[0], len(edges) from the last edge on): the trainer's reference and the service's
+    live counts are binned by this one rule."""
+    return np.searchsorted(np.asarray(edges), np.asarray(values), side="right")
+
+
+def _shares(counts: np.ndarray) -> list[float]:
+    total = counts.sum()
+    return (counts / total).tolist() if total else [0.0] * len(counts)
+
+
+class InputStats(BaseModel):
+    """The training data's input distribution: the reference of the service's drift gauges.
+
+    `behavior`: share of each behavior (BEHAVIOR_NAMES order) among training events;
+    `window_length` and `gap`: shares per bin (`bin_of`) of the window's length just after
+    each training event (capped at the window length) and of the gap (seconds) from a
+    user's previous event; `unknown_item` / `unknown_category`: share of the events after
+    the training period (validation and test) whose id is outside the vocabulary, which is
+    what a served model meets (every training id is known by construction).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    events: int
+    behavior: list[float]
+    unknown_item: float
+    unknown_category: float
+    window_length_edges: list[int]
+    window_length: list[float]
+    gap_edges: list[float]
+    gap: list[float]
+
+    @classmethod
+    def of_events(
+        cls, *, user: np.ndarray, behavior: np.ndarray, ts: np.ndarray, window_len: int,
+        gap_edges: Sequence[float], held_out_item_unknown: np.ndarray,
+        held_out_category_unknown: np.ndarray,
+    ) -> InputStats:
+        """The statistics of training events grouped by user in time order (`user`,
+        `behavior`, `ts` arrays), and of whether each held-out event's ids are unknown."""
+        n = len(ts)
+        starts = np.r_[True, user[1:] != user[:-1]] if n else np.zeros(0, dtype=bool)
+        first = np.maximum.accumulate(np.where(starts, np.arange(n), 0)) if n else starts
+        lengths = np.minimum(np.arange(n) - first + 1, window_len)
+        gaps = np.diff(ts)[~starts[1:]] if n else np.zeros(0)
+        n_lengths = len(WINDOW_LENGTH_EDGES) + 1
+        return cls(
+            events=n,
+            behavior=_shares(np.bincount(behavior.astype(np.int64),
+                                         minlength=len(BEHAVIOR_NAMES))),
+            unknown_item=_shares(np.bincount(held_out_item_unknown.astype(np.int64),
+                                             minlength=2))[1],
+            unknown_category=_shares(np.bincount(held_out_category_unknown.astype(np.int64),
+                                                 minlength=2))[1],
+            window_length_edges=list(WINDOW_LENGTH_EDGES),
+            window_length=_shares(np.bincount(bin_of(lengths, WINDOW_LENGTH_EDGES),
+                                              minlength=n_lengths)),
+            gap_edges=[float(e) for e in gap_edges],
+            gap=_shares(np.bincount(bin_of(gaps, gap_edges), minlength=len(gap_edges) + 1)),
+        )
+
+
 class Manifest(BaseModel):
     """manifest.json. Unknown keys are ignored, so a newer trainer's additions still load."""
 
@@ -147,6 +219,8 @@ class Manifest(BaseModel):
     has_int8: bool = False
     onnx_int8_sha256: str | None = None  # set whenever has_int8
     schema_version: int = SCHEMA_VERSION
+    # The training data's input statistics (drift reference); None in older artifacts.
+    input_stats: InputStats | None = None
     extra: dict[str, Any] = Field(default_factory=dict)
 
     @classmethod

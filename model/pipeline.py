@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from model.artifact import Artifact
+from model.artifact import Artifact, InputStats
 from model.data import LoadedLog
-from model.features import Event
+from model.features import Event, FeatureSpec, Vocab
 from model.sequences import EventLog, SplitConfig, TimeSplit, validation_points
 
 if TYPE_CHECKING:
@@ -42,6 +42,23 @@ def parity_windows(
     rng = np.random.default_rng(seed)
     pick = rng.choice(len(points), size=min(PARITY_WINDOWS, len(points)), replace=False)
     return [before_test.events(int(points.start[k]), int(points.last[k]) + 1) for k in pick]
+
+
+def input_stats(
+    events: EventLog, split: TimeSplit, spec: FeatureSpec, items: Vocab, categories: Vocab
+) -> InputStats:
+    """The manifest's drift reference: the training events' input distribution, and the
+    unknown-id shares of the events after them (each raw id looked up once)."""
+    train = events.ts < split.val_cutoff
+    held_out = ~train
+    item_unknown = items.is_oov(items.lookup(events.item_ids.tolist()))
+    category_unknown = categories.is_oov(categories.lookup(events.category_ids.tolist()))
+    return InputStats.of_events(
+        user=events.user[train], behavior=events.behavior[train], ts=events.ts[train],
+        window_len=spec.window_len, gap_edges=spec.gap_edges_seconds,
+        held_out_item_unknown=item_unknown[events.item[held_out]],
+        held_out_category_unknown=category_unknown[events.category[held_out]],
+    )
 
 
 def train_artifact(
@@ -105,6 +122,8 @@ def train_artifact(
                  restored_epoch=trained.stats["best_epoch"])
     manifest = staged.manifest.model_copy(
         update={
+            "input_stats": input_stats(events, split, trained.spec, trained.items,
+                                       trained.categories),
             "metrics": {
                 "n_test_points": evaluation["n_test_points"],
                 **{k: v for k, v in evaluation["protocol"].items() if k == "sample"},

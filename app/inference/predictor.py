@@ -52,8 +52,12 @@ class Predictor:
         model_threads: int = 1,
         inline_rows: int = 4,
         int8: bool = False,
+        candidate: bool = False,
     ) -> None:
+        """`candidate`: the second model of a shadow or A/B setup, reported as
+        seqcast_candidate_info instead of seqcast_model_info and seqcast_model_ready."""
         self.artifact_dir = Path(artifact_dir)
+        self.candidate = candidate
         self.metrics = metrics
         self.providers = tuple(providers)
         self.model_threads = model_threads
@@ -83,7 +87,8 @@ class Predictor:
 
     async def close(self) -> None:
         await self._batcher.close()
-        self.metrics.model_ready.set(0)
+        if not self.candidate:
+            self.metrics.model_ready.set(0)
 
     @property
     def ready(self) -> bool:
@@ -122,12 +127,16 @@ class Predictor:
                 raise
             self.current = loaded
             self.last_error = None
+            info = self.metrics.candidate_info if self.candidate else self.metrics.model_info
             if previous is not None:
-                self.metrics.model_info.labels(previous.version, previous.provider).set(0)
-            self.metrics.model_info.labels(loaded.version, loaded.provider).set(1)
-            self.metrics.model_ready.set(1)
-            log.info("serving model %s from %s/%s on %s", loaded.version, self.artifact_dir,
-                     loaded.onnx_file, loaded.model.providers)
+                info.labels(previous.version, previous.provider).set(0)
+            info.labels(loaded.version, loaded.provider).set(1)
+            self.metrics.model_loaded(loaded.artifact.manifest)
+            if not self.candidate:
+                self.metrics.model_ready.set(1)
+            log.info("%s model %s from %s/%s on %s",
+                     "candidate" if self.candidate else "serving", loaded.version,
+                     self.artifact_dir, loaded.onnx_file, loaded.model.providers)
             return True, None if previous is None else previous.version
 
     async def watch(self, interval: float) -> None:

@@ -14,6 +14,7 @@ from app.deps import (
     ApiKey,
     MetricsDep,
     PredictorDep,
+    ServingDep,
     SettingsDep,
     StoreDep,
     StrictQuery,
@@ -80,6 +81,7 @@ async def ingest(
     store: StoreDep,
     predictor: PredictorDep,
     metrics: MetricsDep,
+    serving: ServingDep,
     predict: bool = Query(
         False, description=f"also return each user's fresh prediction: {BOOL_RULE}"
     ),
@@ -113,6 +115,7 @@ async def ingest(
     duplicates = sum(r.duplicates for r in results.values())
     metrics.events_ingested.inc(added)
     metrics.events_duplicate.inc(duplicates)
+    serving.observe_ingest(by_user, results)
     out = EventsOut(
         accepted=added,
         duplicates=duplicates,
@@ -126,7 +129,7 @@ async def ingest(
     if predict:
         users = list(results)
         windows = await store.read(users)
-        predictions = await predictor.predict(windows, top_k=top_k)
+        predictions = await serving.predict_users(users, windows, top_k=top_k)
         out.predictions = [
             PredictionOut(user_id=user, **prediction)
             for user, prediction in zip(users, predictions, strict=True)

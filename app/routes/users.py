@@ -42,7 +42,8 @@ async def prediction_json(services: Services, user_id: str, top_k: int, explain:
     """
     services.predictor.require()
     (window,) = await services.store.read([user_id])
-    (prediction,) = await services.predictor.predict([window], top_k=top_k, explain=explain)
+    (prediction,) = await services.serving.predict_users([user_id], [window], top_k=top_k,
+                                                         explain=explain)
     return orjson.dumps({"user_id": user_id, **prediction})
 
 

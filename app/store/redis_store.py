@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, cast
 
 from redis.asyncio.cluster import RedisCluster
@@ -26,24 +27,28 @@ from app.errors import StoreUnavailable
 from app.metrics import Metrics
 from app.store.aof_rewrite import AofRewrites, CommandTarget
 from app.store.codec import decode_window, encode_event
-from app.store.keys import seen_key, window_key
+from app.store.keys import pending_key, seen_key, window_key
+from app.store.pending import RECORD_LUA, RESOLVE_LUA, Outcome, PendingPrediction
 from app.store.redis_client import AnyRedis, connect
 from app.store.window_store import AppendResult, StoredEvent
 from model.features import Event
 
 log = logging.getLogger(__name__)
 
-# KEYS: window, seen. ARGV: window_len, ttl_seconds, seen_capacity, then (event_id, ts,
-# payload) triples. Returns {added, duplicates, window length}.
+# KEYS: window, seen, pending. ARGV: window_len, ttl_seconds, seen_capacity, now, then
+# (event_id, ts, payload, behavior) quadruples. Returns {added, duplicates, window length,
+# then the pairs of the pending predictions the new events scored (app.store.pending)}.
 APPEND_LUA = """
 local window_len = tonumber(ARGV[1])
 local ttl = tonumber(ARGV[2])
 local seen_cap = tonumber(ARGV[3])
+local now = tonumber(ARGV[4])
 local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
 local seq = 0
 if last[2] then seq = tonumber(last[2]) end
 local added, dups = 0, 0
-for i = 4, #ARGV, 3 do
+local new = {}
+for i = 5, #ARGV, 4 do
   local eid = ARGV[i]
   if redis.call('ZSCORE', KEYS[2], eid) then
     dups = dups + 1
@@ -52,6 +57,7 @@ for i = 4, #ARGV, 3 do
     redis.call('ZADD', KEYS[2], seq, eid)
     redis.call('ZADD', KEYS[1], ARGV[i + 1], string.format('%012x', seq) .. '|' .. ARGV[i + 2])
     added = added + 1
+    new[added] = {tonumber(ARGV[i + 1]), tonumber(ARGV[i + 3])}
   end
 end
 redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(window_len + 1))
@@ -60,9 +66,26 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
   redis.call('EXPIRE', KEYS[1], ttl)
   redis.call('EXPIRE', KEYS[2], ttl)
 end
-return {added, dups, redis.call('ZCARD', KEYS[1])}
+""" + RESOLVE_LUA + """
+local reply = {added, dups, redis.call('ZCARD', KEYS[1])}
+for _, x in ipairs(resolved) do reply[#reply + 1] = x end
+return reply
 """
-APPEND_SHA = hashlib.sha1(APPEND_LUA.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Script:
+    """A Lua script, run by its SHA (loaded again where a server lacks it)."""
+
+    lua: str
+
+    @property
+    def sha(self) -> str:
+        return hashlib.sha1(self.lua.encode()).hexdigest()
+
+
+APPEND = Script(APPEND_LUA)
+RECORD = Script(RECORD_LUA)
 
 # A failure is logged at most this often: while Redis is down every request fails alike.
 FAILURE_LOG_SECONDS = 10.0
@@ -177,29 +200,59 @@ class RedisWindowStore:
         users = list(batches)
         if not users:
             return {}
-        head: list[str | int | float] = [window_len, self.ttl_seconds, self.seen_capacity]
+        head: list[str | int | float] = [window_len, self.ttl_seconds, self.seen_capacity,
+                                         repr(time.time())]
         calls: list[ScriptCall] = []
         for user in users:
             args = list(head)
             for stored in batches[user]:
-                args += [stored.event_id, repr(stored.event.ts), encode_event(stored.event)]
-            calls.append(([window_key(self.prefix, user), seen_key(self.prefix, user)], args))
+                args += [stored.event_id, repr(stored.event.ts), encode_event(stored.event),
+                         int(stored.event.behavior)]
+            calls.append(([window_key(self.prefix, user), seen_key(self.prefix, user),
+                           pending_key(self.prefix, user)], args))
         with self._op("append"):
             client = await self.client()
-            replies = await self._run_scripts(client, calls)
+            replies = await self._run_scripts(client, APPEND, calls)
         return {
-            user: AppendResult(int(r[0]), int(r[1]), int(r[2]))
+            user: AppendResult(int(r[0]), int(r[1]), int(r[2]), tuple(
+                Outcome.parse(r[i], r[i + 1]) for i in range(3, len(r), 2)
+            ))
             for user, r in zip(users, replies, strict=True)
         }
 
-    async def _run_scripts(self, client: AnyRedis, calls: list[ScriptCall]) -> list[Any]:
-        """The append script's replies, by its SHA; a server without the script (a fresh or
+    async def record(
+        self, predictions: Mapping[str, Sequence[PendingPrediction]], *, capacity: int,
+        ttl_seconds: int,
+    ) -> list[PendingPrediction]:
+        """Keep served predictions beside their users' windows until their outcomes arrive
+        (the `capacity` latest per user, for `ttl_seconds`); those newly kept (a version's
+        prediction for a window state already kept is not kept twice)."""
+        calls: list[ScriptCall] = []
+        given: list[PendingPrediction] = []
+        for user, pending in predictions.items():
+            args: list[str | int | float] = [capacity, ttl_seconds]
+            for p in pending:
+                args += [p.field, p.encode()]
+                given.append(p)
+            calls.append(([pending_key(self.prefix, user)], args))
+        if not calls:
+            return []
+        with self._op("record"):
+            client = await self.client()
+            replies = await self._run_scripts(client, RECORD, calls)
+        added = [int(flag) for reply in replies for flag in reply]
+        return [p for p, flag in zip(given, added, strict=True) if flag]
+
+    async def _run_scripts(
+        self, client: AnyRedis, script: Script, calls: list[ScriptCall]
+    ) -> list[Any]:
+        """The script's replies, by its SHA; a server without the script (a fresh or
         restarted node) gets it loaded, and only the calls it refused run again."""
-        replies = await self._evalsha(client, calls)
+        replies = await self._evalsha(client, script, calls)
         missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
         if missing:
-            await client.script_load(APPEND_LUA)  # on a cluster: into every primary
-            again = await self._evalsha(client, [calls[i] for i in missing])
+            await client.script_load(script.lua)  # on a cluster: into every primary
+            again = await self._evalsha(client, script, [calls[i] for i in missing])
             for i, reply in zip(missing, again, strict=True):
                 replies[i] = reply
         for reply in replies:
@@ -208,19 +261,20 @@ class RedisWindowStore:
         return replies
 
     @staticmethod
-    async def _evalsha(client: AnyRedis, calls: list[ScriptCall]) -> list[Any]:
+    async def _evalsha(client: AnyRedis, script: Script, calls: list[ScriptCall]) -> list[Any]:
         """One EVALSHA per call, pipelined; each reply or its error, in order."""
         if len(calls) == 1:  # a pipeline of one command costs more than the command
             keys, args = calls[0]
             try:
-                return [await client.execute_command("EVALSHA", APPEND_SHA, 2, *keys, *args)]
+                return [await client.execute_command("EVALSHA", script.sha, len(keys), *keys,
+                                                     *args)]
             except NoScriptError as exc:
                 return [exc]
         async with client.pipeline(transaction=False) as pipe:
             for keys, args in calls:
                 # execute_command: the cluster pipeline refuses its evalsha method, yet
                 # routes EVALSHA by its keys like any keyed command.
-                pipe.execute_command("EVALSHA", APPEND_SHA, 2, *keys, *args)
+                pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
             return list(await pipe.execute(raise_on_error=False))
 
     async def read(self, user_ids: Sequence[str]) -> list[list[Event]]:
@@ -248,7 +302,8 @@ class RedisWindowStore:
         key = window_key(self.prefix, user_id)
         with self._op("delete"):
             client = await self.client()
-            removed = await client.delete(key, seen_key(self.prefix, user_id))
+            removed = await client.delete(key, seen_key(self.prefix, user_id),
+                                          pending_key(self.prefix, user_id))
         self._rewrites.request(self._nodes(client, key))
         return bool(removed)
 

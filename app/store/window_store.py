@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from app.store.pending import Outcome, PendingPrediction
 from model.features import Event
 
 
@@ -27,6 +28,7 @@ class AppendResult:
     added: int
     duplicates: int
     length: int
+    outcomes: tuple[Outcome, ...] = ()  # the user's pending predictions these events scored
 
 
 def new_event_id() -> str:
@@ -39,6 +41,11 @@ class WindowStore(Protocol):
     async def append(
         self, batches: Mapping[str, Sequence[StoredEvent]], window_len: int
     ) -> dict[str, AppendResult]: ...
+
+    async def record(
+        self, predictions: Mapping[str, Sequence[PendingPrediction]], *, capacity: int,
+        ttl_seconds: int,
+    ) -> list[PendingPrediction]: ...
 
     async def read(self, user_ids: Sequence[str]) -> list[list[Event]]: ...
 

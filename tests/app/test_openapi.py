@@ -74,7 +74,8 @@ def test_security_is_declared_as_the_mode_checks_it(
     keyed = _security(_doc(make_settings, api_keys="sk-1"))
     storefront = {op for op, s in keyed.items() if s == ["StorefrontKey"]}
     assert storefront == {"POST /v1/events", "GET /v1/users/{user_id}/prediction",
-                          "DELETE /v1/users/{user_id}", "POST /v1/predict", "GET /v1/model"}
+                          "DELETE /v1/users/{user_id}", "POST /v1/predict", "GET /v1/model",
+                          "GET /v1/model/live"}
     assert keyed["POST /v1/admin/reload"] == ["AdminKey"]
     assert keyed["GET /healthz"] == keyed["GET /readyz"] == keyed["GET /metrics"] == []
     assert _security(_doc(make_settings, metrics_key="mk-1"))["GET /metrics"] == ["MetricsKey"]

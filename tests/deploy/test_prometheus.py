@@ -15,6 +15,7 @@ from deployfiles import DEPLOY, ROOT
 from prometheus_client.metrics import MetricWrapperBase
 
 from app.metrics import Metrics
+from app.monitor import DERIVED
 
 
 def metric_samples() -> dict[str, set[str]]:
@@ -33,6 +34,8 @@ def metric_samples() -> dict[str, set[str]]:
         }[str(metric._type)]
         for suffix in suffixes:
             samples[name + suffix] = labels | ({"le"} if suffix == "_bucket" else set())
+    for name, (_, labels) in DERIVED.items():  # gauges computed at each scrape
+        samples[name] = set(labels)
     return samples
 
 
@@ -67,6 +70,11 @@ def test_alerts_cover_errors_latency_redis_and_model() -> None:
     assert "histogram_quantile(0.99" in exprs
     assert re.search(r"seqcast_redis_up\)?\s*==\s*0", exprs)
     assert re.search(r"seqcast_model_ready\)?\s*==\s*0", exprs)
+    # Live figures against the training report of the same version, and input drift.
+    for live in ("seqcast_live_next_behavior_correct_total", "seqcast_live_log_loss_sum_total",
+                 "seqcast_live_auc", "seqcast_input_drift_psi"):
+        assert live in exprs
+    assert exprs.count("seqcast_model_report") >= 3
     docs = (ROOT / "docs" / "deploy.md").read_text()
     for name, rule in rules.items():
         assert rule["labels"]["severity"] in ("page", "warn")
@@ -94,7 +102,12 @@ def test_promql_uses_only_metrics_and_labels_the_service_exports() -> None:
     families = {n.rsplit("_bucket", 1)[0] for n in seen}
     for metric in ("seqcast_model_batch_size", "seqcast_redis_duration_seconds",
                    "seqcast_window_length", "seqcast_purchase_probability",
-                   "seqcast_events_rejected_total", "seqcast_model_info"):
+                   "seqcast_events_rejected_total", "seqcast_model_info",
+                   "seqcast_live_next_behavior_correct_total", "seqcast_live_log_loss_sum_total",
+                   "seqcast_live_auc", "seqcast_live_outcomes_total",
+                   "seqcast_live_predictions_recorded_total", "seqcast_input_drift_psi",
+                   "seqcast_input_unknown_share", "seqcast_model_report",
+                   "seqcast_shadow_predictions_total"):
         assert any(f.startswith(metric) for f in families), f"nothing shows {metric}"
 
 

@@ -3,8 +3,6 @@ trimming, TTL, deletion, and a property test against a plain-Python model of a w
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -20,11 +18,6 @@ from model.features import Event
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def test_redacted_urls_hide_the_password_only() -> None:
     assert redact_url("redis://:s3cret@cache:6379/0") == "redis://***@cache:6379/0"
     assert redact_url("rediss://app:s3cret@h:6380") == "rediss://app:***@h:6380"
@@ -33,16 +26,6 @@ def test_redacted_urls_hide_the_password_only() -> None:
 
 def ev(event_id: str, ts: float, item: str = "i", behavior: int = 0) -> StoredEvent:
     return StoredEvent(event_id, Event(item, "c", behavior, ts))
-
-
-@pytest.fixture
-async def store(redis_url: str, key_prefix: str) -> AsyncIterator[RedisWindowStore]:
-    s = RedisWindowStore(
-        redis_url, prefix=key_prefix, ttl_seconds=3600, seen_capacity=50,
-        metrics=Metrics(CollectorRegistry()), erasure_rewrite_seconds=0,
-    )
-    yield s
-    await s.close()
 
 
 async def test_duplicates_are_counted_once_within_and_across_batches(
