@@ -25,7 +25,7 @@ from app.logs import configure_logging
 from app.metrics import Metrics, multiprocess_dir, serve_metrics
 from app.middleware import AccessMiddleware, BodyLimitMiddleware
 from app.responses import error_json, error_response, invalid_json
-from app.routes import events, health, modelcard, predict, users
+from app.routes import events, health, modelcard, predict, ui, users
 from app.routes.apidocs import OPENAPI_URL, keyed_docs_router
 from app.settings import Settings, load_settings
 from app.store.redis_store import RedisWindowStore
@@ -188,7 +188,7 @@ def create_app(
         redoc_url="/redoc" if docs_open else None,
     )
     for router in (events.router, users.router, predict.router, modelcard.router,
-                   modelcard.admin, health.router):
+                   modelcard.admin, health.router, ui.router, ui.report):
         app.include_router(router)
     if settings.metrics_port is None:
         app.include_router(health.metrics_router)
