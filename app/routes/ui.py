@@ -20,6 +20,10 @@ ASSETS = {
     "console.js": "text/javascript; charset=utf-8",
     "console.css": "text/css; charset=utf-8",
 }
+# The page runs only its own script and style, talks only to this service, shows the plots
+# it fetched as blobs, and may not be framed.
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; "
+       "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
 REPORT_DIR = "report"  # the artifact's report folder (model.report writes it)
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
@@ -28,7 +32,7 @@ report = APIRouter(prefix="/ui/report", include_in_schema=False, dependencies=[A
 
 def _asset(name: str) -> FileResponse:
     return FileResponse(STATIC / name, media_type=ASSETS[name],
-                        headers={"Cache-Control": "no-cache"})
+                        headers={"Cache-Control": "no-cache", "Content-Security-Policy": CSP})
 
 
 @router.get("")

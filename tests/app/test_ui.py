@@ -98,6 +98,8 @@ def test_the_console_and_its_assets_are_served_locally_with_their_types(
         page = http.get("/ui")
         assert page.status_code == 200
         assert page.headers["content-type"] == "text/html; charset=utf-8"
+        csp = page.headers["content-security-policy"]  # chromium enforces it in the test below
+        assert "default-src 'none'" in csp and "connect-src 'self'" in csp
         assets = _assets(page.text)
         assert {"/ui/assets/console.js", "/ui/assets/console.css"} <= set(assets)
         for url in assets:

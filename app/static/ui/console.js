@@ -32,10 +32,11 @@ function el(tag, attrs = {}, ...children) {
 
 function bar(label, value, name) {
   const shown = value === null || value === undefined ? "—" : value.toFixed(3);
-  const width = Math.max(0, Math.min(1, value || 0)) * 100;
+  const fill = el("span", { class: "fill" });
+  fill.style.width = `${Math.max(0, Math.min(1, value || 0)) * 100}%`;
   return el("li", { class: "bar", "data-name": name, "data-value": String(value) },
     el("span", { class: "label" }, label),
-    el("span", { class: "track" }, el("span", { class: "fill", style: `width:${width}%;display:block` })),
+    el("span", { class: "track" }, fill),
     el("span", { class: "value" }, shown));
 }
 
@@ -62,8 +63,7 @@ function drawPrediction(p) {
   const largest = Math.max(1e-9, ...events.map((e) => Math.abs(e.contribution)));
   $("window-events").replaceChildren(...events.map((e) => {
     const alpha = (Math.abs(e.contribution) / largest) * 0.6;
-    const colour = e.contribution >= 0 ? `rgba(22,163,74,${alpha})` : `rgba(220,38,38,${alpha})`;
-    return el("tr", { class: "event", "data-position": String(e.position), style: `background:${colour}` },
+    const row = el("tr", { class: "event", "data-position": String(e.position) },
       el("td", { class: "num" }, String(e.position)),
       el("td", {}, new Date(e.timestamp * 1000).toISOString().replace("T", " ").slice(0, 19)),
       el("td", { class: "behavior" }, e.behavior),
@@ -71,6 +71,8 @@ function drawPrediction(p) {
       el("td", {}, e.category_id || ""),
       el("td", { class: "num contribution", "data-value": String(e.contribution) },
         (e.contribution >= 0 ? "+" : "") + e.contribution.toFixed(4)));
+    row.style.background = e.contribution >= 0 ? `rgba(22,163,74,${alpha})` : `rgba(220,38,38,${alpha})`;
+    return row;
   }));
   if (!events.length) $("window-events").append(el("tr", {}, el("td", { colspan: "6" }, "no events in the window")));
   for (const id of ["prediction", "tops", "window"]) $(id).hidden = false;
@@ -92,7 +94,7 @@ async function drawModel() {
   $("model-card").replaceChildren(...fields.flatMap((f) =>
     [el("dt", {}, f), el("dd", {}, Array.isArray(card[f]) ? card[f].join(", ") : String(card[f]))]));
   $("model-metrics").replaceChildren(...scalars(card.metrics, "", []).map(([k, v]) =>
-    el("tr", {}, el("th", {}, k), el("td", { class: "num" }, v))));
+    el("div", {}, el("dt", {}, k), el("dd", {}, v))));
   const { plots } = await (await api("/ui/report")).json();
   const images = await Promise.all(plots.map(async (name) => {
     const blob = await (await api(`/ui/report/${encodeURIComponent(name)}`)).blob();
