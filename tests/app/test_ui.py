@@ -45,7 +45,7 @@ class _Rendered(HTMLParser):
 
     def __init__(self, dom: str) -> None:
         super().__init__()
-        self.bars: dict[str, float] = {}
+        self.bars: dict[str, float | None] = {}
         self.rows: list[list[str]] = []
         self.contributions: list[float] = []
         self.plots: list[str] = []
@@ -59,7 +59,8 @@ class _Rendered(HTMLParser):
         if "hidden" in a and a.get("id"):
             self.hidden.add(str(a["id"]))
         if a.get("data-name") is not None:
-            self.bars[str(a["data-name"])] = float(str(a["data-value"]))
+            value = a.get("data-value")
+            self.bars[str(a["data-name"])] = None if value is None else float(value)
         if tag == "tr" and a.get("class") == "event":
             self.rows.append([])
         if tag == "td" and self.rows and self._in != "status":
@@ -191,3 +192,23 @@ def test_the_console_asks_for_the_api_key_in_keyed_mode(
     assert "key-label" not in drawn.hidden
     assert drawn.status.startswith("this service needs an API key (X-API-Key)")
     assert {"prediction", "window", "model"} <= drawn.hidden
+
+
+@pytest.mark.slow
+@needs_chromium
+def test_the_console_shows_a_cold_start_and_the_apis_refusal_of_a_bad_user_id(
+    make_settings: Callable[..., Settings], registry: CollectorRegistry,
+    live_server: Callable[..., Any], tmp_path: Path,
+) -> None:
+    with live_server(create_app(make_settings(), registry)) as server:
+        new = _Rendered(_chromium(f"{server.url}/ui?user=nobody-yet", tmp_path / "profile",
+                                  "--dump-dom"))
+        bad = _Rendered(_chromium(f"{server.url}/ui?user=a%01b", tmp_path / "profile",
+                                  "--dump-dom"))  # a control character in the id
+    assert new.status == "user nobody-yet"
+    assert new.rows == [] and new.contributions == []
+    assert all(new.bars[n] is not None for n in ("next-view", "purchase", "return"))
+    tops = [n for n in new.bars if n.startswith("item-")]
+    assert tops and all(new.bars[n] is None for n in tops)  # priors: ids without a score
+    assert bad.status.startswith("HTTP 422: user_id: ")
+    assert {"prediction", "window", "model"} <= bad.hidden

@@ -30,14 +30,15 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+// A bar of a probability; a cold start's priors have no score (the bar is empty, "—").
 function bar(label, value, name) {
-  const shown = value === null || value === undefined ? "—" : value.toFixed(3);
+  const known = typeof value === "number";
   const fill = el("span", { class: "fill" });
-  fill.style.width = `${Math.max(0, Math.min(1, value || 0)) * 100}%`;
-  return el("li", { class: "bar", "data-name": name, "data-value": String(value) },
+  fill.style.width = `${known ? Math.max(0, Math.min(1, value)) * 100 : 0}%`;
+  return el("li", { class: "bar", "data-name": name, ...(known ? { "data-value": String(value) } : {}) },
     el("span", { class: "label" }, label),
     el("span", { class: "track" }, fill),
-    el("span", { class: "value" }, shown));
+    el("span", { class: "value" }, known ? value.toFixed(3) : "—"));
 }
 
 function status(text, error = false) {
