@@ -26,7 +26,7 @@ from app.logs import configure_logging
 from app.metrics import Metrics, multiprocess_dir, serve_metrics
 from app.middleware import AccessMiddleware, BodyLimitMiddleware
 from app.responses import error_json, error_response, invalid_json
-from app.routes import events, health, live, modelcard, predict, users
+from app.routes import events, health, live, modelcard, predict, ui, users
 from app.routes.apidocs import OPENAPI_URL, install_docs
 from app.settings import Settings, load_settings
 from app.store.redis_store import RedisWindowStore
@@ -203,7 +203,7 @@ def create_app(
         redoc_url=None,
     )
     for router in (events.router, users.router, predict.router, modelcard.router,
-                   live.router, modelcard.admin, health.router):
+                   live.router, modelcard.admin, health.router, ui.router, ui.report):
         app.include_router(router)
     if settings.metrics_port is None:
         app.include_router(health.metrics_router)
