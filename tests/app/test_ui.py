@@ -49,6 +49,7 @@ class _Rendered(HTMLParser):
         self.rows: list[list[str]] = []
         self.contributions: list[float] = []
         self.plots: list[str] = []
+        self.live: set[tuple[str, str, str]] = set()  # (version, target, figure) rows
         self.hidden: set[str] = set()
         self.status = ""
         self._in: str | None = None
@@ -68,6 +69,8 @@ class _Rendered(HTMLParser):
             self._in = "td"
             if "contribution" in (a.get("class") or ""):
                 self.contributions.append(float(str(a["data-value"])))
+        if tag == "tr" and a.get("data-figure"):
+            self.live.add((str(a["data-version"]), str(a["data-target"]), str(a["data-figure"])))
         if tag == "img" and a.get("data-plot"):
             self.plots.append(str(a["data-plot"]))
             assert str(a["src"]).startswith("blob:http://127.0.0.1")
@@ -143,11 +146,21 @@ def test_the_report_plots_take_the_api_key_in_keyed_mode(
 def test_the_console_draws_a_users_window_prediction_and_model_in_chromium(
     make_settings: Callable[..., Settings], registry: CollectorRegistry,
     live_server: Callable[..., Any], events: Callable[[str, int], dict[str, Any]],
-    tmp_path: Path,
+    tmp_path: Path, wait_until: Callable[..., None],
 ) -> None:
-    with live_server(create_app(make_settings(), registry)) as server, httpx.Client(
-        base_url=server.url
-    ) as http:
+    with live_server(create_app(make_settings(live_sample_share=1.0), registry)) as server, \
+            httpx.Client(base_url=server.url) as http:
+        # one prediction kept and scored by the next event: live figures to draw
+        assert http.post("/v1/events", json=events("shopper-0", 3)).status_code == 200
+        http.get("/v1/users/shopper-0/prediction")
+        wait_until(lambda: http.get("/v1/model/live").json()["versions"][0]["recorded"] == 1)
+        assert http.post("/v1/events", json=events("shopper-0", 4)).status_code == 200
+        live = http.get("/v1/model/live").json()["versions"][0]
+        figures = {(live["version"], target, name)
+                   for target, values in live["targets"].items()
+                   for name, value in values.items()
+                   if isinstance(value, float | int) and name != "scored"}
+        assert (live["version"], "next_behavior", "accuracy") in figures
         assert http.post("/v1/events", json=events("shopper-1", 6)).status_code == 200
         served = http.get("/v1/users/shopper-1/prediction",
                           params={"top_k": 5, "explain": "true"}).json()
@@ -175,6 +188,7 @@ def test_the_console_draws_a_users_window_prediction_and_model_in_chromium(
     by_position = {c["position"]: c["contribution"] for c in served["explanation"]}
     assert drawn.contributions == pytest.approx([by_position[i] for i in range(6)], abs=1e-9)
     assert drawn.plots == plots
+    assert drawn.live == figures  # every live figure of the version, as the route gives it
     assert shot.stat().st_size > 20_000
     assert shot.read_bytes().startswith(b"\x89PNG")
 

@@ -105,12 +105,33 @@ async function drawModel() {
   $("model").hidden = false;
 }
 
+// One row per model version and figure: live, and the training report's beside it.
+async function drawLive() {
+  const live = await (await api("/v1/model/live")).json();
+  const head = el("tr", {}, ...["version", "role", "target", "scored", "figure", "live", "training"]
+    .map((h) => el("th", {}, h)));
+  const rows = [];
+  for (const v of live.versions) {
+    for (const [target, figures] of Object.entries(v.targets)) {
+      for (const [name, value] of Object.entries(figures)) {
+        if (typeof value !== "number" || name === "scored") continue;
+        const trained = figures.training ? figures.training[name] : undefined;
+        rows.push(el("tr", { "data-version": v.version, "data-target": target, "data-figure": name },
+          ...[v.version, v.role, target, String(figures.scored), name, value.toFixed(4),
+            typeof trained === "number" ? trained.toFixed(4) : "—"].map((c) => el("td", {}, c))));
+      }
+    }
+  }
+  $("live-figures").replaceChildren(head, ...rows);
+}
+
 async function lookUp(user) {
   status(`looking up ${user}…`);
   try {
     const path = `/v1/users/${encodeURIComponent(user)}/prediction?top_k=5&explain=true`;
     drawPrediction(await (await api(path)).json());
     await drawModel();
+    await drawLive();
     status(`user ${user}`);
   } catch (error) {
     if (error.status === 401) {
