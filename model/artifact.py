@@ -40,6 +40,7 @@ ONNX_INT8 = "model.int8.onnx"
 ITEM_VECTORS = "item_vectors.npy"
 ITEM_SAMPLE = "item_sample.npy"
 ITEM_ANN = "item_index.faiss"
+REPORT_DIR = "report"  # the training report (metrics.json, report.md, PNG plots)
 
 # Every input is int64 (batch, time), left-padded (see model.features).
 

@@ -12,6 +12,7 @@ from fastapi.responses import FileResponse
 from starlette.exceptions import HTTPException
 
 from app.deps import ApiKey, PredictorDep
+from model.artifact import REPORT_DIR
 
 STATIC = Path(__file__).resolve().parents[1] / "static" / "ui"
 # The console's files and their content types: nothing else under /ui is a file.
@@ -24,7 +25,6 @@ ASSETS = {
 # it fetched as blobs, and may not be framed.
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; "
        "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
-REPORT_DIR = "report"  # the artifact's report folder (model.report writes it)
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 report = APIRouter(prefix="/ui/report", include_in_schema=False, dependencies=[ApiKey])

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from model.artifact import REPORT_DIR
 from model.features import N_BEHAVIORS
 from model.report.inputs import calibration_dict, epochs
 from model.report.markdown import render_markdown
@@ -17,7 +18,6 @@ from model.report.plots import plot_confusion, plot_reliability, plot_training_c
 
 logger = logging.getLogger(__name__)
 
-REPORT_DIR = "report"
 
 
 def write_report(
