@@ -107,11 +107,13 @@ def train(log: Path, out: Path, work: Path, label: str, args: argparse.Namespace
 
 def from_log(text: str) -> dict[str, Any]:
     """What a run that did not finish still tells: the epoch's events/s from its log line,
-    else the last rate the progress bar showed."""
+    else the last rate the training bar showed (its postfix `events_s=18,400`, in the lines
+    `model.progress` logs a minute apart where stderr is a file, as here)."""
     epoch = re.findall(r"epoch 1: ([0-9.]+) events/s", text)
     if epoch:
         return {"train_events_per_s": float(epoch[-1]), "train_events_per_s_from": "log"}
-    bar = re.findall(r"events_s=([0-9,]+)", text)
+    # the digits in groups of three: not the ", " before the postfix's next key
+    bar = re.findall(r"events_s=([0-9]+(?:,[0-9]{3})*)", text)
     if bar:
         return {"train_events_per_s": float(bar[-1].replace(",", "")),
                 "train_events_per_s_from": "progress bar, epoch unfinished"}

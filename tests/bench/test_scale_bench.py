@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +17,10 @@ from model.data import load_log
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 sys.path.insert(0, str(BENCH))
 
-import scale_log  # noqa: E402 - a bench script, importable once bench/ is on the path
+import scale  # noqa: E402 - bench scripts, importable once bench/ is on the path
+import scale_log  # noqa: E402
+
+from model import progress  # noqa: E402
 
 
 def test_the_generated_log_has_its_size_mix_and_long_tail(tmp_path: Path) -> None:
@@ -35,6 +40,28 @@ def test_the_generated_log_has_its_size_mix_and_long_tail(tmp_path: Path) -> Non
     revisits = (log.item[1:] == log.item[:-1]) & same_user
     assert 0.2 < revisits.sum() / same_user.sum() < 0.5
     assert scale_log.count("1.5M") == 1_500_000 and scale_log.count("20k") == 20_000
+
+
+def test_from_log_reads_an_unfinished_epochs_rate_from_the_training_bars_log_lines(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A child's stderr is a file, so its training bar logs lines (model.progress): a run
+    killed mid-epoch still tells the last events/s the bar showed, the epoch's line wins."""
+    monkeypatch.setattr("sys.stderr", io.StringIO())
+    monkeypatch.setattr(progress, "LOG_INTERVAL_S", 0.0)
+    with caplog.at_level(logging.INFO, logger="seqcast"):
+        bar = progress.progress_bar(range(3), desc="training epoch 1", unit="batch")
+        for i in bar:
+            bar.set_postfix(loss="17.203", events_s=f"{18_400 + i:,}")
+    as_logged = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    text = "\n".join(as_logged.format(r) for r in caplog.records) + "\n"
+    assert "events_s=18,402, loss=17.203" in text
+    assert scale.from_log(text) == {"train_events_per_s": 18_402.0,
+                                    "train_events_per_s_from": "progress bar, epoch unfinished"}
+    text += "2026-12-02 03:00:00,000 INFO model.train.loop: epoch 1: 18391 events/s, train 1\n"
+    assert scale.from_log(text) == {"train_events_per_s": 18_391.0,
+                                    "train_events_per_s_from": "log"}
+    assert scale.from_log("killed while loading\n") == {}
 
 
 @pytest.mark.slow
