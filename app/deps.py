@@ -31,6 +31,7 @@ from app.schemas import (
 )
 from app.settings import API_KEY_HEADER, Settings
 from app.store.window_store import WindowStore
+from model.timestamps import parse_timestamp
 
 
 @dataclass
@@ -163,6 +164,7 @@ class QueryFlags:
     explain: bool = False
     predict: bool = False
     force: bool = False
+    at: float | None = None  # unix seconds; None: the moment of the request
     names: frozenset[str] = frozenset()
 
 
@@ -171,6 +173,16 @@ _BOOLS = {"true": True, "false": False}
 _TOP_K = re.compile(r"0*([0-9]{1,3})")  # leading zeros allowed; int() of the rest is cheap
 TOP_K_RULE = f"an integer from {TOP_K_MIN} to {TOP_K_MAX}, in decimal digits"
 BOOL_RULE = "true or false (lowercase)"
+AT_RULE = ("the moment the answer is about (default: now), a unix time in seconds or an ISO "
+           "8601 date and time: the rule of an event's timestamp")
+
+
+def read_at(value: str) -> float:
+    """The `at` query parameter as unix seconds; InvalidRequest names it and its rule."""
+    try:
+        return parse_timestamp(value)
+    except ValueError as exc:
+        raise InvalidRequest("query.at", f"{exc}; {AT_RULE}") from None
 
 
 def read_query(query_string: bytes) -> QueryFlags:
@@ -178,6 +190,7 @@ def read_query(query_string: bytes) -> QueryFlags:
     dependency and the fast path (`app.fastpath`) both read the query with this."""
     seen: set[str] = set()
     top_k = TOP_K_DEFAULT
+    at: float | None = None
     bools: dict[str, bool] = {}
     for name, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
         if name in seen:
@@ -188,12 +201,14 @@ def read_query(query_string: bytes) -> QueryFlags:
             if digits is None or not TOP_K_MIN <= int(digits[1]) <= TOP_K_MAX:
                 raise InvalidRequest("query.top_k", TOP_K_RULE)
             top_k = int(digits[1])
+        elif name == "at":
+            at = read_at(value)
         elif name in _BOOL_PARAMS:
             if value not in _BOOLS:
                 raise InvalidRequest(f"query.{name}", BOOL_RULE)
             bools[name] = _BOOLS[value]
     return QueryFlags(top_k, bools.get("explain", False), bools.get("predict", False),
-                      bools.get("force", False), frozenset(seen))
+                      bools.get("force", False), at, frozenset(seen))
 
 
 async def strict_query(request: Request) -> None:

@@ -88,4 +88,4 @@ ERROR = {
 }
 # Request examples of the parameters, by name (the bodies' are on their schemas).
 PARAMETERS = {"user_id": USER_ID, "top_k": 5, "explain": False, "predict": False,
-              "force": False}
+              "force": False, "at": "2024-05-01T12:00:00Z"}

@@ -5,8 +5,8 @@ request/response objects cost more CPU than Redis and the model together. This A
 middleware answers the plain form of that request itself, with the same checks and the
 same answer as the route in `app.routes.users` (both call `prediction_json`):
 
-- it takes only `GET /v1/users/<id>/prediction` with no query parameter but `top_k` and
-  `explain` (the route ignores other keys);
+- it takes only `GET /v1/users/<id>/prediction` with no query parameter but `top_k`,
+  `explain` and `at` (the route ignores other keys);
 - the API key, the user id and the query go through the very functions the route's
   dependencies use (`require_api_key`, `valid_user_id`, `read_query`), so both accept the
   same spellings and read the same values from them;
@@ -34,7 +34,7 @@ _PREFIX = "/v1/users/"
 _SUFFIX = "/prediction"
 _KEY_HEADER = API_KEY_HEADER.lower().encode()
 _HEADERS = [(b"content-type", b"application/json")]
-_PARAMETERS = frozenset({"top_k", "explain"})
+_PARAMETERS = frozenset({"top_k", "explain", "at"})
 
 
 def plain_query(query_string: bytes) -> QueryFlags | None:
@@ -78,7 +78,8 @@ class PredictionFastPath:
             return
         scope["route"] = self.route
         try:
-            body = await prediction_json(services, user_id, query.top_k, query.explain)
+            body = await prediction_json(services, user_id, query.top_k, query.explain,
+                                         query.at)
         except ServiceError as exc:
             await error_response(exc)(scope, receive, send)
             return

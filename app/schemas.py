@@ -205,6 +205,7 @@ class PredictIn(_Strict):
                     ],
                     "top_k": 5,
                     "explain": False,
+                    "at": 1714564900,
                 }
             ]
         }
@@ -217,6 +218,10 @@ class PredictIn(_Strict):
         "string, a fraction or a boolean)",
     )
     explain: bool = Field(False, strict=True, description="a JSON boolean")
+    at: Timestamp | None = Field(
+        None, description="the moment the answers are about (default: now): purchase and "
+        "return probabilities are within the horizon from then",
+    )
 
 
 class ScoredId(BaseModel):

@@ -9,6 +9,9 @@
                             approximate search's estimate of the softmax normaliser)
         item_index.faiss    the approximate (HNSW) index of the known rows, when the
                             catalog is large enough (ItemIndexInfo.ann)
+        head.onnx           optional gradient-boosted head (HeadInfo): trees over the
+                            window's recency features at the request time and the
+                            network's probabilities, answering the heads it lists
         vocab.json          {"items": [...raw ids...], "categories": [...]}, index order
         manifest.json       Manifest below
         report/             metrics.json, report.md, PNG plots (not read by the service)
@@ -40,6 +43,7 @@ ONNX_INT8 = "model.int8.onnx"
 ITEM_VECTORS = "item_vectors.npy"
 ITEM_SAMPLE = "item_sample.npy"
 ITEM_ANN = "item_index.faiss"
+HEAD = "head.onnx"
 REPORT_DIR = "report"  # the training report (metrics.json, report.md, PNG plots)
 
 # Every input is int64 (batch, time), left-padded (see model.features).
@@ -118,6 +122,19 @@ class ItemIndexInfo(BaseModel):
     sample_sha256: str
     ann: str | None = None  # "faiss-hnsw" when item_index.faiss is shipped, else exact search
     ann_sha256: str | None = None  # set whenever ann
+
+
+class HeadInfo(BaseModel):
+    """The gradient-boosted head (`head.onnx`, `model.tabular`): one float32 input `x`
+    (batch, len(inputs)) whose columns are `inputs`, and per answered output (of
+    `OUTPUT_NAMES`) a float32 (batch, classes) probability output of the same name."""
+
+    model_config = ConfigDict(frozen=True)
+
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]  # the network outputs it answers instead of the network
+    trees: dict[str, int]  # per output, the trees kept by early stopping
+    sha256: str
 
 
 # Window lengths are binned at these lower edges (the first bin holds 1 event); the gaps
@@ -214,6 +231,7 @@ class Manifest(BaseModel):
     parity_tolerance: float
     onnx_sha256: str
     item_index: ItemIndexInfo
+    head: HeadInfo | None = None  # None: the network answers every head itself
     behaviors: tuple[str, ...] = BEHAVIOR_NAMES
     inputs: tuple[str, ...] = INPUT_NAMES
     outputs: tuple[str, ...] = OUTPUT_NAMES
@@ -267,6 +285,10 @@ class Artifact:
     def onnx_int8_path(self) -> Path:
         return self.path / ONNX_INT8
 
+    @property
+    def head_path(self) -> Path:
+        return self.path / HEAD
+
 
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
@@ -306,17 +328,19 @@ def load_artifact(path: str | Path, *, verify: bool = True, int8: bool = False) 
     except json.JSONDecodeError as exc:
         raise ArtifactError(f"{root}: {VOCAB}: invalid JSON: {exc}") from exc
     index = manifest.item_index
-    index_files = {ITEM_VECTORS: index.vectors_sha256, ITEM_SAMPLE: index.sample_sha256}
+    checked = {ITEM_VECTORS: index.vectors_sha256, ITEM_SAMPLE: index.sample_sha256}
     if index.ann is not None:
         if index.ann_sha256 is None:
             raise ArtifactError(f"{root}: the manifest lists {ITEM_ANN} without its checksum")
-        index_files[ITEM_ANN] = index.ann_sha256
-    for name in index_files:
+        checked[ITEM_ANN] = index.ann_sha256
+    if manifest.head is not None:
+        checked[HEAD] = manifest.head.sha256
+    for name in checked:
         if not (root / name).is_file():
             raise ArtifactError(f"{root}: missing {name}")
     if verify:
         _verify(root, ONNX, manifest.onnx_sha256)
-        for name, sha256 in index_files.items():
+        for name, sha256 in checked.items():
             _verify(root, name, sha256)
     if int8:
         if not manifest.has_int8 or manifest.onnx_int8_sha256 is None:

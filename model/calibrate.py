@@ -1,14 +1,16 @@
 """Calibration on the validation points: choosing the maps (`model.calibration`) that turn
-the network's probabilities into the ones the service reports, and the surprise quantiles.
+the model's probabilities (the network's, or its gradient-boosted head's) into the ones the
+service reports, and the surprise quantiles.
 
 The validation points are split in two seeded halves. On the first, every candidate map of
 a head is fitted: for the binary heads (purchase, return) temperature scaling (Guo et al.,
-2017), temperature + bias (Platt scaling) and isotonic regression (scikit-learn's, shipped
-as its table of breakpoints); for the behavior softmax temperature and temperature +
-per-class bias. On the second, held-apart half, the candidate with the lowest expected
-calibration error wins, "none" (the network's own probabilities) among them and preferred
-on a tie, so the chosen map never raises the ECE on the points it was chosen on. Before
-and after are that half's reliability, with their bins, for the report.
+2017), temperature + bias (Platt scaling) and centered isotonic regression (scikit-learn's
+fit, each block shipped as one breakpoint at its middle); for the behavior softmax
+temperature and temperature + per-class bias. On the second, held-apart half, the
+candidate with the lowest expected calibration error wins, "none" (the model's own
+probabilities) among them and preferred on a tie, so the chosen map never raises the ECE
+on the points it was chosen on. Before and after are that half's reliability, with their
+bins, for the report.
 
 The surprise quantiles: the distribution of a window's mean per-event surprise, one of the
 measures the anomaly score (`model.anomaly`) ranks a window by.
@@ -114,11 +116,23 @@ def fit_scaling(
 
 
 def _isotonic(p: np.ndarray, y: np.ndarray) -> BinaryCalibrator | None:
+    """Centered isotonic regression (Oron & Flournoy, 2017): each block of the isotonic fit
+    becomes one point at its middle, so the map rises strictly between blocks instead of
+    stepping: answers that the model tells apart (a shopper idle for an hour or a day) stay
+    apart after calibration."""
     fitted = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(p, y)
     x, fy = fitted.X_thresholds_, fitted.y_thresholds_
-    if len(x) < 2:
+    block = np.concatenate([[0], np.cumsum(fy[1:] != fy[:-1])])
+    lo = np.full(block[-1] + 1, np.inf)
+    hi = np.full_like(lo, -np.inf)
+    np.minimum.at(lo, block, x)
+    np.maximum.at(hi, block, x)
+    centre = (lo + hi) / 2
+    if len(centre) < 2:
         return None
-    return BinaryCalibrator(kind="isotonic", x=x.tolist(), y=fy.tolist())
+    level = np.zeros_like(centre)
+    level[block] = fy
+    return BinaryCalibrator(kind="isotonic", x=centre.tolist(), y=level.tolist())
 
 
 def binary_candidates(logits: torch.Tensor, labels: torch.Tensor) -> list[BinaryCalibrator]:

@@ -19,15 +19,20 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from model.artifact import Artifact, load_artifact
 from model.baselines.gru import GruOptions
 from model.baselines.registry import Fitting, fit_baseline, select
 from model.evaluation.network import onnx_scorer
 from model.evaluation.protocol import Horizon, Scorer
 from model.evaluation.scoring import CHUNK, score_points
-from model.sequences import EventLog, TimeSplit, test_points
+from model.sequences import EventLog, TimeSplit, later_points, test_points
 
 logger = logging.getLogger(__name__)
+
+LATER_POINTS = 5000  # test points also asked about at a random later time (seeded sample)
+LATER_HEADS = ("next_behavior", "purchase", "return")  # what the moment of asking changes
 
 
 def _clean(value: Any) -> Any:
@@ -100,14 +105,24 @@ def evaluate(
         points = points.sample(sample, sample_seed)
         logger.info("scoring a sample of %d of them (seed %d)", sample, sample_seed)
 
+    # The same windows asked about at a random later time, before their next event: what a
+    # storefront asks about a shopper who has been idle (labels counted from then on).
+    later = later_points(log, points.sample(LATER_POINTS, sample_seed), h.horizon,
+                         h.return_gap, split.end, sample_seed)
+
     def run(scorer: Scorer, label: str) -> dict[str, Any]:
         t0 = time.perf_counter()
         result = score_points(
             scorer, log, points, label=label, progress=progress, chunk_size=chunk_size
         )
         result["seconds"] = time.perf_counter() - t0
+        idle = score_points(scorer, log, later, label=f"{label}, later", progress=progress,
+                            chunk_size=chunk_size)
+        result["later"] = {k: v for k, v in idle.items() if k in LATER_HEADS}
         return result
 
+    protocol["later"] = {"n": len(later), "seed": sample_seed,
+                         "idle_seconds_median": float(np.median(later.now - log.ts[later.last]))}
     result: dict[str, Any] = {
         "n_test_points": len(points),
         "model": run(onnx_scorer(art), "model"),

@@ -208,7 +208,9 @@ def featurize_indexed(
     item/category are vocabulary indices, behavior Behavior codes, ts unix seconds; a window
     must lie inside one user's events, in time order. width defaults to the longest window.
     Windows are left-padded so that the most recent event is always the last column: the
-    prediction heads read position -1 whatever the window length.
+    prediction heads read position -1 whatever the window length. Besides the network's
+    INPUT_NAMES, `ts` holds each event's unix seconds (0 at padding): not a network input,
+    what `model.tabular` reads the window's times from.
     """
     starts = np.asarray(starts, dtype=np.int64)
     lengths = np.asarray(lengths, dtype=np.int64)
@@ -219,7 +221,7 @@ def featurize_indexed(
     if width is None:
         width = int(lengths.max(initial=0))
     n = len(starts)
-    out = {name: np.zeros((n, width), dtype=np.int64) for name in INPUT_NAMES}
+    out = {name: np.zeros((n, width), dtype=np.int64) for name in (*INPUT_NAMES, "ts")}
     if n == 0 or width == 0:
         return out
     offset = left_padded_offsets(lengths, width)  # (B, W)
@@ -230,6 +232,7 @@ def featurize_indexed(
     gaps = np.zeros_like(ts)
     np.subtract(ts[1:], ts[:-1], out=gaps[1:])
 
+    out["ts"][valid] = ts[src]
     out["item"][valid] = item[src]
     out["category"][valid] = category[src]
     out["behavior"][valid] = behavior[src] + 1

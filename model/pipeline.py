@@ -81,6 +81,7 @@ def train_artifact(
     process on cfg.device); None on the other ranks, which write nothing."""
     from model.evaluate import evaluate
     from model.export import publish, stage
+    from model.head import attach_head
     from model.report import write_report
     from model.train import fit
     from model.train.distributed import Placement
@@ -116,10 +117,11 @@ def train_artifact(
         return None
     windows = parity_windows(events, split, cfg.window_len, cfg.seed)
     staged = stage(trained, out, parity_windows=windows, int8=int8, progress=progress)
+    staged, head_calibration = attach_head(staged, events, split, cfg.seed)
     evaluation = evaluate(staged, events, split, baselines=baselines, progress=progress,
                           sample=eval_sample, sample_seed=eval_seed)
-    write_report(out, evaluation, trained.history, trained.calibration, data.report.to_dict(),
-                 restored_epoch=trained.stats["best_epoch"])
+    write_report(out, evaluation, trained.history, head_calibration or trained.calibration,
+                 data.report.to_dict(), restored_epoch=trained.stats["best_epoch"])
     manifest = staged.manifest.model_copy(
         update={
             "input_stats": input_stats(events, split, trained.spec, trained.items,

@@ -1,6 +1,11 @@
 """The exported model under ONNX Runtime: the inference path shared by the service, the
 exporter's parity check and the evaluator. No PyTorch.
 
+A model is asked about its windows at a moment (`now`, unix seconds per window; default
+each window's last event): the network reads the window alone, the artifact's
+gradient-boosted head (`head.onnx`, when it has one) the window's recency features at that
+moment beside the network's probabilities, and answers the heads it lists in their place.
+
 The outputs it asks for, and what it checks the graph declares, come from
 `model.artifact.OUTPUTS`; `output_shapes` turns that spec into the shapes of one call.
 """
@@ -15,6 +20,7 @@ import onnxruntime as ort
 
 from model.artifact import OUTPUT_DTYPE, OUTPUT_NAMES, OUTPUTS, Artifact, ArtifactError
 from model.features import Event, Features, featurize_windows
+from model.tabular import head_input, tabular_features
 
 log = logging.getLogger(__name__)
 
@@ -86,25 +92,41 @@ class OnnxModel:
             log.warning("onnxruntime: asked for %s, running on %s", wanted, self.providers)
         check_declared_outputs(self.session)
         self._outputs = list(OUTPUT_NAMES)
+        head = artifact.manifest.head
+        self._head = None if head is None else (head, ort.InferenceSession(
+            str(artifact.head_path), options, providers=["CPUExecutionProvider"]))
 
-    def run(self, features: Features) -> Outputs:
-        """One model call on a featurized batch (B, T); returns every named output, the
-        probabilities calibrated by the manifest's calibrators."""
-        return self.artifact.manifest.calibrators.apply(self.run_uncalibrated(features))
+    def run(self, features: Features, now: np.ndarray | None = None) -> Outputs:
+        """One model call on a featurized batch (B, T) asked about at `now` (default: each
+        window's last event); returns every named output, the probabilities calibrated by
+        the manifest's calibrators."""
+        return self.artifact.manifest.calibrators.apply(self.run_uncalibrated(features, now))
 
-    def run_uncalibrated(self, features: Features) -> Outputs:
-        """`run` with the network's own probabilities (the evaluator's "before")."""
+    def run_uncalibrated(self, features: Features, now: np.ndarray | None = None) -> Outputs:
+        """`run` with the model's own probabilities (the evaluator's "before")."""
         feeds = {name: features[name] for name in self.artifact.manifest.inputs}
         values = self.session.run(self._outputs, feeds)
-        return dict(zip(self._outputs, values, strict=True))
+        out = dict(zip(self._outputs, values, strict=True))
+        if self._head is None:
+            return out
+        info, head = self._head
+        if now is None:
+            now = features["ts"][:, -1]
+        tabular = tabular_features(features, now, self.artifact.manifest.features)
+        # the heads the gradient-boosted head answers (binary: the positive class's share)
+        answers = head.run(list(info.outputs), {"x": head_input(tabular, out)})
+        for name, value in zip(info.outputs, answers, strict=True):
+            out[name] = value if name == "behavior_probs" else value[:, 1]
+        return out
 
     def featurize(self, windows: Sequence[Sequence[Event]]) -> Features:
         a = self.artifact
         return featurize_windows(windows, a.manifest.features, a.items, a.categories)
 
-    def score(self, windows: Sequence[Sequence[Event]]) -> Outputs:
+    def score(self, windows: Sequence[Sequence[Event]], now: np.ndarray | None = None
+              ) -> Outputs:
         """Raw events -> outputs, exactly as the service computes them. Windows must be
         non-empty (an empty window has no model answer: use the manifest's priors)."""
         if any(len(w) == 0 for w in windows):
             raise ValueError("every window needs at least one event")
-        return self.run(self.featurize(windows))
+        return self.run(self.featurize(windows), now)

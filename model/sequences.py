@@ -217,24 +217,27 @@ def _next_time_where(
 
 
 def purchase_labels(
-    log: EventLog, horizon: int, known_until: int, at: np.ndarray | None = None
+    log: EventLog, horizon: int, known_until: int, at: np.ndarray | None = None,
+    now: np.ndarray | None = None,
 ) -> np.ndarray:
-    """1 if the user buys within [ts_j, ts_j + horizon] (after event j), 0 if not, CENSORED
-    if that horizon is not fully known; for the events `at` (default: every event)."""
-    ts = log.ts if at is None else log.ts[at]
-    return _binary(_next_time_where(log, log.behavior == Behavior.BUY, at, ts), ts, horizon,
+    """1 if the user buys within [now, now + horizon] after event j, 0 if not, CENSORED if
+    that horizon is not fully known; for the events `at` (default: every event), asked about
+    at `now` (default: each event's own time; a later time is a request after an idle
+    spell, and must not pass the user's next event)."""
+    now = (log.ts if at is None else log.ts[at]) if now is None else now
+    return _binary(_next_time_where(log, log.behavior == Behavior.BUY, at, now), now, horizon,
                    known_until)
 
 
 def return_labels(
     log: EventLog, horizon: int, return_gap: int, known_until: int,
-    at: np.ndarray | None = None,
+    at: np.ndarray | None = None, now: np.ndarray | None = None,
 ) -> np.ndarray:
-    """1 if the user has an event in [ts_j + return_gap, ts_j + horizon], else 0 / CENSORED;
-    for the events `at` (default: every event)."""
-    ts = log.ts if at is None else log.ts[at]
-    nxt = _next_time_where(log, np.ones(len(log), dtype=bool), at, ts + return_gap)
-    return _binary(nxt, ts, horizon, known_until)
+    """1 if the user has an event in [now + return_gap, now + horizon], else 0 / CENSORED;
+    for the events `at` (default: every event) asked about at `now` (as `purchase_labels`)."""
+    now = (log.ts if at is None else log.ts[at]) if now is None else now
+    nxt = _next_time_where(log, np.ones(len(log), dtype=bool), at, now + return_gap)
+    return _binary(nxt, now, horizon, known_until)
 
 
 def _binary(next_ts: np.ndarray, ts: np.ndarray, horizon: int, known_until: int) -> np.ndarray:
@@ -248,13 +251,16 @@ def _binary(next_ts: np.ndarray, ts: np.ndarray, horizon: int, known_until: int)
 
 @dataclass(frozen=True)
 class Points:
-    """Prediction points: the window of point k is events[start[k] : last[k] + 1]; its
-    target event is last[k] + 1. Labels are per point."""
+    """Prediction points: the window of point k is events[start[k] : last[k] + 1], asked
+    about at time now[k] (its last event's time, or later: a request after an idle spell,
+    before the target event); its target event is last[k] + 1. Labels are per point, their
+    horizon counted from now."""
 
     start: np.ndarray  # (n,) first event of each window
     last: np.ndarray  # (n,) last event of each window, the one predicted from
     purchase: np.ndarray  # (n,) int8 label, CENSORED where its horizon is not observed
     returns: np.ndarray  # (n,) likewise
+    now: np.ndarray  # (n,) int64 unix seconds: when the point is asked about
 
     def __len__(self) -> int:
         return len(self.last)
@@ -269,7 +275,7 @@ class Points:
 
     def take(self, index: np.ndarray | slice) -> Points:
         return Points(self.start[index], self.last[index], self.purchase[index],
-                      self.returns[index])
+                      self.returns[index], self.now[index])
 
     def window_rows(self) -> WindowRows:
         """The events of the points' windows, flattened (what scoring a chunk reads)."""
@@ -301,7 +307,25 @@ def prediction_points(
     start = last - np.minimum(pos[last], window_len - 1)
     purchase = purchase_labels(log, horizon, known_until, last)
     returns = return_labels(log, horizon, return_gap, known_until, last)
-    return Points(start=start, last=last, purchase=purchase, returns=returns)
+    return Points(start=start, last=last, purchase=purchase, returns=returns, now=log.ts[last])
+
+
+def later_points(
+    log: EventLog, points: Points, horizon: int, return_gap: int, known_until: int, seed: int
+) -> Points:
+    """The same windows asked about at a random later time: now drawn uniformly (seeded)
+    from each point's last event up to (not at) its target event, the labels counted from there.
+    What a storefront asks about a shopper who has been idle for a while."""
+    lo, hi = log.ts[points.last], log.ts[points.target]
+    now = lo + np.floor(np.random.default_rng(seed).random(len(points)) * (hi - lo)).astype(
+        np.int64)
+    return Points(
+        start=points.start,
+        last=points.last,
+        purchase=purchase_labels(log, horizon, known_until, points.last, now),
+        returns=return_labels(log, horizon, return_gap, known_until, points.last, now),
+        now=now,
+    )
 
 
 def test_points(

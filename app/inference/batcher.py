@@ -37,6 +37,7 @@ class Request:
     top_k: int
     explain: bool
     future: asyncio.Future[list[Prediction]]
+    now: float  # unix seconds: when the request came (the moment its answers are about)
     rows: int = field(init=False)
 
     def __post_init__(self) -> None:

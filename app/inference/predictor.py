@@ -158,15 +158,19 @@ class Predictor:
     # -- predict ----------------------------------------------------------------------
 
     async def predict(
-        self, windows: Sequence[Window], *, top_k: int = TOP_K_DEFAULT, explain: bool = False
+        self, windows: Sequence[Window], *, top_k: int = TOP_K_DEFAULT, explain: bool = False,
+        at: float | None = None,
     ) -> list[Prediction]:
-        """One prediction per window (time order, oldest first; may be empty = cold start)."""
+        """One prediction per window (time order, oldest first; may be empty = cold start),
+        about the moment `at` (unix seconds; default: now): purchase and return
+        probabilities are within the horizon from then."""
         current = self.require()
         kept = [list(w[-current.artifact.manifest.features.window_len :]) for w in windows]
         if all(len(w) == 0 for w in kept):
             return [self._observed(prior_prediction(current, top_k, explain)) for _ in kept]
         future: asyncio.Future[list[Prediction]] = asyncio.get_running_loop().create_future()
-        self._batcher.submit(Request(kept, top_k, explain, future))
+        self._batcher.submit(Request(kept, top_k, explain, future,
+                                    time.time() if at is None else at))
         return await future
 
     def _score(self, current: LoadedModel, batch: list[Request]) -> list[list[Prediction]]:
@@ -174,6 +178,7 @@ class Predictor:
         it, in its worker thread or on the loop)."""
         rows: list[list[Event]] = []
         first: list[int] = []  # the batch row of each window (its occlusions follow it)
+        asked: list[float] = []  # when each row's request came
         for request in batch:
             for window in request.windows:
                 if window:
@@ -181,9 +186,10 @@ class Predictor:
                     rows.append(window)
                     if request.explain:
                         rows.extend(w for w in occlusions(window) if w)
+            asked.extend([request.now] * (len(rows) - len(asked)))
         start = time.perf_counter()
         features = current.model.featurize(rows)
-        outputs = current.model.run(features)
+        outputs = current.model.run(features, np.array(asked).astype(np.int64))
         self.metrics.inference_duration.observe(time.perf_counter() - start)
         self.metrics.batch_size.observe(len(rows))
         # one item search for all the batch's windows

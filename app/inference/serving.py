@@ -83,26 +83,27 @@ class Serving:
 
     async def predict_users(
         self, user_ids: Sequence[str], windows: Sequence[Window], *, top_k: int,
-        explain: bool = False,
+        explain: bool = False, at: float | None = None,
     ) -> list[Prediction]:
-        """Each user's answer from their arm; the live record and the shadow follow it."""
+        """Each user's answer from their arm, about the moment `at` (default: now); the live
+        record and the shadow follow it."""
         arms = [self.arm(u) for u in user_ids]
         if all(arm is self.primary for arm in arms):  # the usual case: no task per request
-            served = await self.primary.predict(windows, top_k=top_k, explain=explain)
+            served = await self.primary.predict(windows, top_k=top_k, explain=explain, at=at)
         else:
-            served = await self._predict_arms(arms, windows, top_k, explain)
+            served = await self._predict_arms(arms, windows, top_k, explain, at)
         self._follow(user_ids, windows, arms, served)
         return served
 
     @staticmethod
     async def _predict_arms(arms: Sequence[Predictor], windows: Sequence[Window], top_k: int,
-                            explain: bool) -> list[Prediction]:
+                            explain: bool, at: float | None) -> list[Prediction]:
         """Each window scored by its own arm, the arms concurrently; answers in order."""
         rows_of: dict[Predictor, list[int]] = defaultdict(list)
         for i, arm in enumerate(arms):
             rows_of[arm].append(i)
         results = await asyncio.gather(*(
-            arm.predict([windows[i] for i in rows], top_k=top_k, explain=explain)
+            arm.predict([windows[i] for i in rows], top_k=top_k, explain=explain, at=at)
             for arm, rows in rows_of.items()
         ))
         answers: dict[int, Prediction] = {}

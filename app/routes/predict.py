@@ -35,7 +35,8 @@ async def predict(
             [Event(e.item_id, e.category_id, int(Behavior.parse(e.behavior)), e.timestamp)
              for e in ordered]
         )
-    predictions = await predictor.predict(windows, top_k=body.top_k, explain=body.explain)
+    predictions = await predictor.predict(windows, top_k=body.top_k, explain=body.explain,
+                                          at=body.at)
     return PredictionsOut(predictions=[
         PredictionOut(user_id=sequence.user_id, **prediction)
         for sequence, prediction in zip(body.sequences, predictions, strict=True)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
 
 from app.deps import (
+    AT_RULE,
     BOOL_RULE,
     TOP_K_RULE,
     ApiKey,
@@ -18,7 +19,14 @@ from app.deps import (
     StrictQuery,
     UserIdDep,
 )
-from app.schemas import TOP_K_DEFAULT, TOP_K_MAX, TOP_K_MIN, DeletedOut, PredictionOut
+from app.schemas import (
+    TOP_K_DEFAULT,
+    TOP_K_MAX,
+    TOP_K_MIN,
+    DeletedOut,
+    PredictionOut,
+    Timestamp,
+)
 
 
 class JSONBytesResponse(JSONResponse):
@@ -34,7 +42,8 @@ router = APIRouter(prefix="/v1/users", tags=["users"], dependencies=[ApiKey, Str
 PREDICTION_PATH = "/v1/users/{user_id}/prediction"
 
 
-async def prediction_json(services: Services, user_id: str, top_k: int, explain: bool) -> bytes:
+async def prediction_json(services: Services, user_id: str, top_k: int, explain: bool,
+                          at: float | None = None) -> bytes:
     """The answer of GET prediction for a checked user id, serialized (also `app.fastpath`).
 
     Serialized here, not through the response model: the predictor already builds the
@@ -43,7 +52,7 @@ async def prediction_json(services: Services, user_id: str, top_k: int, explain:
     services.predictor.require()
     (window,) = await services.store.read([user_id])
     (prediction,) = await services.serving.predict_users([user_id], [window], top_k=top_k,
-                                                         explain=explain)
+                                                         explain=explain, at=at)
     return orjson.dumps({"user_id": user_id, **prediction})
 
 
@@ -62,11 +71,14 @@ async def user_prediction(
     explain: bool = Query(
         False, description=f"attribute the purchase probability to events: {BOOL_RULE}"
     ),
+    at: Annotated[Timestamp | None, Query(description=AT_RULE)] = None,
 ) -> Response:
     """Next-behavior probabilities, purchase and return probabilities within the model's
-    horizon, top-K items and categories, an anomaly score and (with `explain`) each past
-    event's contribution. A user with no history gets the model's priors, `cold_start`."""
-    return JSONBytesResponse(await prediction_json(services, user_id, top_k, explain))
+    horizon from the moment asked about (`at`, default now: a shopper idle for a day gets
+    the answer for a shopper idle for a day), top-K items and categories, an anomaly score
+    and (with `explain`) each past event's contribution. A user with no history gets the
+    model's priors, `cold_start`."""
+    return JSONBytesResponse(await prediction_json(services, user_id, top_k, explain, at))
 
 
 @router.delete("/{user_id}", summary="Erase a user's window (privacy requests)")

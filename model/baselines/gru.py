@@ -56,4 +56,6 @@ def fit_gru(
     trained = fit(cfg, log, split, tz_offset_seconds=h.tz_offset_seconds, progress=progress)
     vectors = item_vectors(trained.net).numpy()
     rows = ItemIndex(vectors, row_sample(len(vectors), cfg.seed), trained.items.first_oov)
-    return VocabScorer(trained.predict, trained.spec, trained.items, trained.categories, rows)
+    # The GRU reads the window alone: when a point is asked about does not change its answer.
+    return VocabScorer(lambda features, _now: trained.predict(features), trained.spec,
+                       trained.items, trained.categories, rows)

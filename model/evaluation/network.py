@@ -83,7 +83,8 @@ def head_scores(logits: np.ndarray, index: np.ndarray, known: np.ndarray,
     return scores
 
 
-Predict = Callable[[Features], Mapping[str, np.ndarray]]
+# The network's outputs for featurized windows asked about at a moment (unix seconds each).
+Predict = Callable[[Features, np.ndarray], Mapping[str, np.ndarray]]
 
 TOP_K = RECALL_K  # the item codes a point's `Ranked` lists (a target below it is a miss)
 
@@ -144,7 +145,7 @@ class VocabScorer:
     def score(self, log: EventLog, points: Points) -> Scores:
         windows = points.window_rows()
         features = self._features(log, windows)
-        out = self.predict(features)
+        out = self.predict(features, points.now)
         uncalibrated = None
         if self.calibrators is not None:
             uncalibrated = Scores(

@@ -11,7 +11,8 @@ are in descriptions only, as no JSON Schema can state them:
   all (each sequence's own limit is in the schema).
 
 A generated positive case (one that should be accepted) that breaks one of them is made to
-keep it before it is sent: such a timestamp is replaced by a valid one of the same JSON type,
+keep it before it is sent: such a timestamp (an event's, or the `at` of a prediction, in
+its query or its body) is replaced by a valid one of the same JSON type,
 and the events past the budget are dropped. Negative cases are sent as generated: the service
 must refuse them whatever else they break. Every check then holds the service to its document.
 """
@@ -72,8 +73,15 @@ def _events(body: Any) -> list[Any]:
 @schemathesis.hook
 def before_call(context: Any, case: Any, **kwargs: Any) -> None:
     positive = case.meta is None or case.meta.generation.mode.is_positive
-    if not positive or not isinstance(case.body, dict):
+    if not positive:
         return
+    query = case.query if isinstance(case.query, dict) else {}
+    if _fits_schema(query.get("at")) and _refused(query["at"], None):  # the moment asked about
+        query["at"] = VALID[str]
+    if not isinstance(case.body, dict):
+        return
+    if _fits_schema(case.body.get("at")) and _refused(case.body["at"], None):
+        case.body["at"] = VALID[str if isinstance(case.body["at"], str) else float]
     ingest = case.operation.path == "/v1/events"
     latest = time.time() + SKEW_SECONDS - 5 if ingest else None  # 5 s for the trip
     if case.operation.path == "/v1/predict":

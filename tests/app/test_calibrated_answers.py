@@ -47,9 +47,12 @@ def test_the_evaluators_calibrated_probabilities_are_the_services(
              "category_id": str(log.category_ids[log.category[j]]),
              "behavior": names[int(log.behavior[j])], "timestamp": int(log.ts[j])}
             for j in rows]})
-    r = client.post("/v1/predict", json={"sequences": sequences, "top_k": 1})
-    assert r.status_code == 200, r.text
-    served = r.json()["predictions"]
+    served = []
+    for sequence in sequences:  # each asked about the moment of its last event, as evaluated
+        r = client.post("/v1/predict", json={"sequences": [sequence], "top_k": 1,
+                                             "at": sequence["events"][-1]["timestamp"]})
+        assert r.status_code == 200, r.text
+        served += r.json()["predictions"]
     tol = manifest.parity_tolerance
     np.testing.assert_allclose([p["purchase_probability"] for p in served], scored.purchase,
                                atol=tol)

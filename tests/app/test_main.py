@@ -53,8 +53,12 @@ def known_events(artifact: Path, user: str, n: int) -> list[dict[str, Any]]:
     ]
 
 
-def offline(artifact: Path, window: list[Event]) -> dict[str, np.ndarray]:
-    return OnnxModel(load_artifact(artifact)).score([window])
+def offline(artifact: Path, window: list[Event], at: float | None = None
+            ) -> dict[str, np.ndarray]:
+    """The exported model's answer for the window, asked about `at` (default: its last
+    event's time)."""
+    return OnnxModel(load_artifact(artifact)).score(
+        [window], None if at is None else np.array([int(at)]))
 
 
 def offline_items(artifact: Path, window: list[Event], k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -94,7 +98,8 @@ def test_prediction_equals_the_exported_model_offline(
     assert r.status_code == 200, r.text
     assert (r.json()["accepted"], r.json()["duplicates"]) == (12, 2)
 
-    got = client.get("/v1/users/u-parity/prediction", params={"top_k": 5}).json()
+    at = max(e["timestamp"] for e in posted)  # the moment offline() asks about
+    got = client.get("/v1/users/u-parity/prediction", params={"top_k": 5, "at": at}).json()
     manifest = load_artifact(demo_artifact).manifest
     window = as_events(posted)[-manifest.features.window_len :]
     want = offline(demo_artifact, window)
@@ -147,13 +152,17 @@ def test_explanation_is_the_drop_in_purchase_probability_without_each_event(
 ) -> None:
     posted = known_events(demo_artifact, "u-explain", 4)
     client.post("/v1/events", json={"events": posted})
-    got = client.get("/v1/users/u-explain/prediction", params={"explain": True}).json()
+    at = max(e["timestamp"] for e in posted) + 60
+    got = client.get("/v1/users/u-explain/prediction",
+                     params={"explain": True, "at": at}).json()
     window = as_events(posted)
     tol = load_artifact(demo_artifact).manifest.parity_tolerance
     contributions = {c["position"]: c["contribution"] for c in got["explanation"]}
     assert sorted(contributions) == [0, 1, 2, 3]
-    full = float(offline(demo_artifact, window)["purchase_prob"][0])
-    without_2 = float(offline(demo_artifact, window[:2] + window[3:])["purchase_prob"][0])
+    full = float(offline(demo_artifact, window, at)["purchase_prob"][0])
+    without_3 = float(offline(demo_artifact, window[:3], at)["purchase_prob"][0])
+    assert contributions[3] == pytest.approx(full - without_3, abs=2 * tol)
+    without_2 = float(offline(demo_artifact, window[:2] + window[3:], at)["purchase_prob"][0])
     assert contributions[2] == pytest.approx(full - without_2, abs=2 * tol)
     magnitudes = [abs(c["contribution"]) for c in got["explanation"]]
     assert magnitudes == sorted(magnitudes, reverse=True)
@@ -175,12 +184,13 @@ def test_stateless_predict_scores_like_a_stored_window(
 ) -> None:
     posted = known_events(demo_artifact, "u-stateless", 6)
     client.post("/v1/events", json={"events": posted})
-    stored = client.get("/v1/users/u-stateless/prediction").json()
+    at = max(e["timestamp"] for e in posted) + 5
+    stored = client.get("/v1/users/u-stateless/prediction", params={"at": at}).json()
     sequence = [{k: e[k] for k in ("item_id", "category_id", "behavior", "timestamp")}
                 for e in reversed(posted)]
     r = client.post("/v1/predict", json={"sequences": [
         {"user_id": "what-if", "events": sequence}, {"events": []},
-    ]})
+    ], "at": at})
     assert r.status_code == 200, r.text
     what_if, empty = r.json()["predictions"]
     assert what_if["user_id"] == "what-if"

@@ -12,6 +12,8 @@ from model.sequences import (
     EventLog,
     Points,
     TimeSplit,
+    later_points,
+    prediction_points,
     purchase_labels,
     return_labels,
     validation_points,
@@ -72,6 +74,28 @@ def test_purchase_labels_match_the_rule(r, horizon, known_until) -> None:
 
 
 @settings(max_examples=80, deadline=None)
+@given(rows, st.integers(1, 200), st.integers(1, 100), st.integers(0, 450), st.integers(0, 9))
+def test_later_points_ask_between_the_last_and_the_next_event(r, horizon, gap, known_until,
+                                                             seed) -> None:
+    log = make_log(r)
+    points = prediction_points(log, 5, horizon, gap, target_from=0, target_until=10**6,
+                               known_until=known_until)
+    later = later_points(log, points, horizon, gap, known_until, seed)
+    assert later.start.tolist() == points.start.tolist()
+    assert later.last.tolist() == points.last.tolist()
+    lo, hi = log.ts[points.last], log.ts[points.target]
+    assert ((later.now >= lo) & ((later.now < hi) | (later.now == lo))).all()
+    for k, j in enumerate(points.last):
+        now = int(later.now[k])
+        buy = brute_force(log, j, lambda e: log.behavior[e] == Behavior.BUY, now, now + horizon,
+                          known_until)
+        back = brute_force(log, j, lambda e: True, now + gap, now + horizon, known_until)
+        assert (later.purchase[k], later.returns[k]) == (buy, back), k
+    if (hi > lo + 1).sum() >= 8:
+        assert (later.now > lo).any(), "the later moments are not all the last event's"
+
+
+@settings(max_examples=80, deadline=None)
 @given(rows, st.integers(1, 200), st.integers(1, 100), st.integers(0, 450))
 def test_return_labels_match_the_rule(r, horizon, gap, known_until) -> None:
     log = make_log(r)
@@ -126,7 +150,7 @@ def test_split_by_fraction_orders_cutoffs() -> None:
 def test_window_rows_are_the_windows_in_order() -> None:
     zeros = np.zeros(2, dtype=np.int8)
     w = Points(start=np.array([3, 10]), last=np.array([5, 10]), purchase=zeros,
-               returns=zeros).window_rows()
+               returns=zeros, now=np.array([0, 0])).window_rows()
     assert w.events.tolist() == [3, 4, 5, 10]
     assert w.starts.tolist() == [0, 3] and w.lengths.tolist() == [3, 1]
     assert w.window.tolist() == [0, 0, 0, 1] and w.offset.tolist() == [0, 1, 2, 0]

@@ -193,7 +193,8 @@ def test_recency_features_match_a_naive_reading(rows: list[tuple[int, ...]], win
     last = np.arange(len(log))
     start = last - np.minimum(log.position_in_user(), window - 1)
     zeros = np.zeros(len(log), dtype=np.int8)
-    x = RecencyFeatures(log, tz_offset_seconds=3600)(Points(start, last, zeros, zeros))
+    points = Points(start, last, zeros, zeros, log.ts[last])
+    x = RecencyFeatures(log, tz_offset_seconds=3600)(points)
     assert x.shape == (len(log), len(FEATURE_NAMES))
     want = np.array(
         [_naive_features(log, int(s), int(j), 3600) for s, j in zip(start, last, strict=True)]

@@ -39,7 +39,7 @@ class RepeatLastItem:
         vectors = np.concatenate([np.eye(n_items), np.ones((n_items, 1))], axis=1)
         self.rows = ItemIndex(vectors.astype(np.float32), row_sample(n_items, 0), n_items - 8)
 
-    def __call__(self, features: Features) -> dict[str, np.ndarray]:
+    def __call__(self, features: Features, now: np.ndarray) -> dict[str, np.ndarray]:
         b = len(features["item"])
         query = np.zeros((b, self.n_items + 1), dtype=np.float32)
         query[np.arange(b), features["item"][:, -1]] = 4.0

@@ -236,7 +236,7 @@ def test_warm_start_keeps_known_ids_and_their_weights(
 def test_validation_sample_is_a_seeded_subset_of_the_points_in_order() -> None:
     n = 50
     points = Points(start=np.arange(n), last=np.arange(n) + 3, purchase=np.arange(n) % 2,
-                    returns=np.arange(n) % 3)
+                    returns=np.arange(n) % 3, now=np.arange(n) * 10)
     sub = points.sample(20, seed=4)
     assert len(sub) == 20
     kept = sub.start
