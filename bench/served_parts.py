@@ -26,6 +26,7 @@ from pathlib import Path
 
 import faiss
 import numpy as np
+import onnxruntime as ort
 import orjson
 from threadpoolctl import threadpool_limits
 
@@ -47,6 +48,7 @@ from model.retrieval import (  # noqa: E402
     ItemIndex,
     item_candidates,
 )
+from model.tabular import head_input, tabular_features  # noqa: E402
 
 
 def hnsw_twin(index: ItemIndex) -> ItemIndex:
@@ -85,8 +87,8 @@ def main() -> None:
     n = len(window)
     parts: dict[str, Callable[[], object]] = {
         "featurize": lambda: current.model.featurize([window]),
-        "ONNX Runtime call + calibrators": lambda: current.model.run(features),
-        "ONNX Runtime call": lambda: current.model.run_uncalibrated(features),
+        "ONNX Runtime calls + calibrators": lambda: current.model.run(features),
+        "ONNX Runtime calls (network, head)": lambda: current.model.run_uncalibrated(features),
         f"exact item search (k = {k + n})": lambda: current.items.search(
             out["item_query"], k + n, exact=True),
         "item candidates of the window": lambda: batch_candidates(current, features, out,
@@ -100,6 +102,15 @@ def main() -> None:
         "decoded answer + JSON": lambda: orjson.dumps(decode_prediction(
             current, features, out, 0, window, k, False, found, 0)),
     }
+    head = artifact.manifest.head
+    if head is not None:
+        spec, now = artifact.manifest.features, features["ts"][:, -1]
+        x = head_input(tabular_features(features, now, spec), out)
+        trees = ort.InferenceSession(str(artifact.head_path), providers=["CPUExecutionProvider"])
+        parts["the head's input (recency features)"] = lambda: head_input(
+            tabular_features(features, now, spec), out)
+        parts["the head's trees (ONNX Runtime)"] = lambda: trees.run(list(head.outputs),
+                                                                     {"x": x})
     if args.hnsw:
         twin = hnsw_twin(current.items)
         parts["item candidates of the window, HNSW"] = lambda: item_candidates(
