@@ -134,6 +134,9 @@ class HeadInfo(BaseModel):
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]  # the network outputs it answers instead of the network
     trees: dict[str, int]  # per output, the trees kept by early stopping
+    # per output fitted: (the trees', the network's) log loss on the held-out points the
+    # choice was made on; an output is answered by the trees only where theirs is lower
+    log_loss: dict[str, tuple[float, float]] = Field(default_factory=dict)
     sha256: str
 
 

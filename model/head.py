@@ -38,7 +38,7 @@ from model.baselines.gradient_boosting import EARLY_STOP, LIGHTGBM_PARAMS, N_ROU
 from model.calibrate import Calibration, calibrate
 from model.errors import SeqcastError
 from model.evaluation.network import code_columns
-from model.features import N_BEHAVIORS
+from model.features import BEHAVIOR_NAMES, N_BEHAVIORS
 from model.runtime import OnnxModel
 from model.sequences import (
     CENSORED,
@@ -48,7 +48,13 @@ from model.sequences import (
     later_points,
     prediction_points,
 )
-from model.tabular import CATEGORICAL, HEAD_INPUTS, head_input, tabular_features
+from model.tabular import (
+    CATEGORICAL,
+    HEAD_INPUTS,
+    NETWORK_COLUMNS,
+    head_input,
+    tabular_features,
+)
 from model.train.batches import window_features
 
 if TYPE_CHECKING:
@@ -147,43 +153,60 @@ def _boost(params: dict[str, Any], x: np.ndarray, y: np.ndarray, role: np.ndarra
 
 @dataclass(frozen=True)
 class FittedHead:
-    boosters: dict[str, lgb.Booster]  # output name -> booster
+    boosters: dict[str, lgb.Booster]  # output name -> booster, the heads the trees answer
     calibration: Calibration
+    # per head fitted: (the trees', the network's) log loss on the calibrating rows
+    log_loss: dict[str, tuple[float, float]]
+
+
+def _log_loss(p: np.ndarray, y: np.ndarray) -> float:
+    """Mean log loss of probabilities p ((n,) of the positive class, or (n, classes))."""
+    p = np.clip(p, 1e-7, 1 - 1e-7)
+    if p.ndim == 1:
+        return float(-np.mean(y * np.log(p) + (1 - y) * np.log1p(-p)))
+    return float(-np.mean(np.log(p[np.arange(len(y)), y])))
 
 
 def fit_head(data: HeadPoints, seed: int) -> FittedHead | None:
-    """The boosters of every head the points can teach (None when none), and the
-    calibrators of their answers chosen on the calibrating rows."""
+    """The boosters of the heads the trees answer better than the network (log loss on the
+    calibrating rows, held out from growing and stopping; None when no head), and the
+    calibrators of whichever answers each head, chosen on those rows."""
     params = {**LIGHTGBM_PARAMS, "seed": seed}
     decreasing = [-1 if name in MONOTONE_DECREASING else 0 for name in HEAD_INPUTS]
     binary = {**params, "objective": "binary"}
+    net = {name: HEAD_INPUTS.index(name) for name in NETWORK_COLUMNS}
+    behavior_columns = [net[f"net_log_{b}"] for b in BEHAVIOR_NAMES]
+    calibrating = data.role == 2
     boosters: dict[str, lgb.Booster] = {}
     heads: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-    calibrating = data.role == 2
-    behavior = _boost({**params, "objective": "multiclass", "num_class": N_BEHAVIORS},
-                      data.x, data.behavior, data.role)
-    if behavior is not None:
-        boosters["behavior_probs"] = behavior
-        p = behavior.predict(data.x[calibrating])
-        heads["behavior"] = (torch.from_numpy(np.log(np.clip(p, 1e-7, 1))),
-                             torch.from_numpy(data.behavior[calibrating]))
-    for name, head, labels, constraints in (
-        ("purchase_prob", "purchase", data.purchase, {"monotone_constraints": decreasing}),
-        ("return_prob", "return", data.returns, {}),
+    losses: dict[str, tuple[float, float]] = {}
+    for name, head, labels, objective, network in (
+        ("behavior_probs", "behavior", data.behavior,
+         {"objective": "multiclass", "num_class": N_BEHAVIORS}, behavior_columns),
+        ("purchase_prob", "purchase", data.purchase,
+         {**binary, "monotone_constraints": decreasing}, net["net_purchase_logit"]),
+        ("return_prob", "return", data.returns, binary, net["net_return_logit"]),
     ):
         known = labels != CENSORED
-        booster = _boost({**binary, **constraints}, data.x[known],
-                         labels[known].astype(np.int64), data.role[known])
-        if booster is None:
-            continue
-        boosters[name] = booster
         rows = known & calibrating
-        p = np.clip(booster.predict(data.x[rows]), 1e-7, 1 - 1e-7)
-        heads[head] = (torch.from_numpy(np.log(p) - np.log1p(-p)),
-                       torch.from_numpy(labels[rows].astype(np.float32)))
+        y = labels[rows].astype(np.int64)
+        z = data.x[rows][:, network].astype(np.float64)  # the network's log-probs / log-odds
+        network_p = np.exp(z) if head == "behavior" else 1 / (1 + np.exp(-z))
+        booster = _boost({**params, **objective}, data.x[known],
+                         labels[known].astype(np.int64), data.role[known])
+        if booster is not None and rows.any():
+            trees_p = np.asarray(booster.predict(data.x[rows]))
+            losses[name] = (_log_loss(trees_p, y), _log_loss(network_p, y))
+            if losses[name][0] < losses[name][1]:
+                boosters[name] = booster
+                network_p = trees_p
+        p = np.clip(network_p, 1e-7, 1 - 1e-7)
+        heads[head] = (torch.from_numpy(np.log(p) if head == "behavior" else
+                                        np.log(p) - np.log1p(-p)),
+                       torch.from_numpy(y if head == "behavior" else y.astype(np.float32)))
     if not boosters:
         return None
-    return FittedHead(boosters, calibrate(heads))
+    return FittedHead(boosters, calibrate(heads), losses)
 
 
 def _onnx(boosters: dict[str, lgb.Booster]) -> Any:
@@ -235,13 +258,14 @@ def attach_head(artifact: Artifact, log: EventLog, split: TimeSplit, seed: int
     data = head_points(OnnxModel(artifact), log, split, seed)
     fitted = fit_head(data, seed)
     if fitted is None:
-        logger.info("no gradient-boosted head: no head has two classes to learn")
+        logger.info("no gradient-boosted head: its trees answer no head better than the "
+                    "network on the held-out points")
         return artifact, None
     path = artifact.path / HEAD
     onnx.save(_onnx(fitted.boosters), path)
     info = HeadInfo(inputs=HEAD_INPUTS, outputs=tuple(fitted.boosters),
                     trees={n: b.current_iteration() for n, b in fitted.boosters.items()},
-                    sha256=sha256_of(path))
+                    log_loss=fitted.log_loss, sha256=sha256_of(path))
     headed = replace(artifact, manifest=artifact.manifest.model_copy(update={"head": info}))
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     sample = data.x[: min(len(data.x), 2000)]
@@ -252,8 +276,9 @@ def attach_head(artifact: Artifact, log: EventLog, split: TimeSplit, seed: int
         if error > PARITY_TOLERANCE:
             raise ExportError(f"{HEAD}: {name} differs from LightGBM's own answer by "
                               f"{error:.3g} (tolerance {PARITY_TOLERANCE:g})")
-    logger.info("gradient-boosted head: %d points, trees %s, calibrators %s", len(data.x),
-                info.trees, fitted.calibration.chosen)
+    logger.info("gradient-boosted head: %d points, answers %s (trees %s; log loss trees / "
+                "network %s), calibrators %s", len(data.x), info.outputs, info.trees,
+                fitted.log_loss, fitted.calibration.chosen)
     m = headed.manifest
     return replace(headed, manifest=m.model_copy(update={
         "calibrators": fitted.calibration.calibrators,

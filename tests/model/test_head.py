@@ -11,12 +11,12 @@ import pytest
 
 from model.artifact import HEAD, load_artifact
 from model.export import publish, stage
-from model.features import Event
-from model.head import ExportError, attach_head, head_points
+from model.features import BEHAVIOR_NAMES, Event
+from model.head import ExportError, HeadPoints, attach_head, fit_head, head_points
 from model.runtime import OnnxModel
 from model.sequences import EventLog, TimeSplit, validation_points
 from model.synth import generate
-from model.tabular import HEAD_INPUTS
+from model.tabular import HEAD_INPUTS, NETWORK_COLUMNS
 from model.train import TrainConfig, fit
 
 pytestmark = pytest.mark.slow
@@ -96,3 +96,27 @@ def test_a_trained_artifact_asked_later_answers_lower_purchase_and_reports_later
     metrics = json.loads((demo_artifact / "report" / "metrics.json").read_text())
     assert set(metrics["model"]["later"]) == {"next_behavior", "purchase", "return"}
     assert metrics["protocol"]["later"]["n"] > 0
+
+
+def test_where_the_network_answers_better_the_trees_do_not_answer() -> None:
+    rng = np.random.default_rng(0)
+    n = 3000
+    behavior = rng.integers(0, 4, n)
+    purchase = rng.integers(0, 2, n).astype(np.int8)
+    x = rng.normal(size=(n, len(HEAD_INPUTS))).astype(np.float32)
+    x[:, HEAD_INPUTS.index("last_behavior")] = rng.integers(0, 4, n)
+    for b in range(4):  # a network that knows every answer
+        x[:, HEAD_INPUTS.index(f"net_log_{BEHAVIOR_NAMES[b]}")] = np.where(behavior == b, 0, -16)
+    x[:, HEAD_INPUTS.index("net_purchase_logit")] = np.where(purchase == 1, 16, -16)
+    x[:, HEAD_INPUTS.index("net_return_logit")] = np.where(purchase == 1, 16, -16)
+    data = HeadPoints(x=x, behavior=behavior, purchase=purchase, returns=purchase,
+                      role=rng.integers(0, 3, n))
+    assert fit_head(data, seed=0) is None
+    # the same points with a network that knows nothing: the trees answer every head
+    for name in NETWORK_COLUMNS:  # uniform behavior, even odds
+        x[:, HEAD_INPUTS.index(name)] = np.log(0.25) if name.startswith("net_log_") else 0
+    x[:, HEAD_INPUTS.index("window_events")] = behavior * 2 + purchase  # a tabular clue
+    fitted = fit_head(data, seed=0)
+    assert fitted is not None
+    assert set(fitted.boosters) == {"behavior_probs", "purchase_prob", "return_prob"}
+    assert all(trees < network for trees, network in fitted.log_loss.values())
