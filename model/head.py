@@ -39,6 +39,7 @@ from model.calibrate import Calibration, calibrate
 from model.errors import SeqcastError
 from model.evaluation.network import code_columns
 from model.features import BEHAVIOR_NAMES, N_BEHAVIORS
+from model.metrics import log_loss
 from model.runtime import OnnxModel
 from model.sequences import (
     CENSORED,
@@ -97,10 +98,7 @@ def _inputs(model: OnnxModel, log: EventLog, points: Points, nows: list[np.ndarr
         chunk = points.take(slice(lo, lo + CHUNK))
         features = window_features(items, categories, log.behavior, log.ts, chunk.start,
                                    chunk.length, a.manifest.features, int(chunk.length.max()))
-        network = model.session.run(["behavior_probs", "purchase_prob", "return_prob"],
-                                    {n: features[n] for n in a.manifest.inputs})
-        outputs = dict(zip(("behavior_probs", "purchase_prob", "return_prob"), network,
-                           strict=True))
+        outputs = model.run_uncalibrated(features)  # the staged network, no head yet
         for kept, now in zip(out, nows, strict=True):
             tabular = tabular_features(features, now[lo : lo + CHUNK], a.manifest.features)
             kept.append(head_input(tabular, outputs))
@@ -159,14 +157,6 @@ class FittedHead:
     log_loss: dict[str, tuple[float, float]]
 
 
-def _log_loss(p: np.ndarray, y: np.ndarray) -> float:
-    """Mean log loss of probabilities p ((n,) of the positive class, or (n, classes))."""
-    p = np.clip(p, 1e-7, 1 - 1e-7)
-    if p.ndim == 1:
-        return float(-np.mean(y * np.log(p) + (1 - y) * np.log1p(-p)))
-    return float(-np.mean(np.log(p[np.arange(len(y)), y])))
-
-
 def fit_head(data: HeadPoints, seed: int) -> FittedHead | None:
     """The boosters of the heads the trees answer better than the network (log loss on the
     calibrating rows, held out from growing and stopping; None when no head), and the
@@ -196,7 +186,7 @@ def fit_head(data: HeadPoints, seed: int) -> FittedHead | None:
                          labels[known].astype(np.int64), data.role[known])
         if booster is not None and rows.any():
             trees_p = np.asarray(booster.predict(data.x[rows]))
-            losses[name] = (_log_loss(trees_p, y), _log_loss(network_p, y))
+            losses[name] = (log_loss(y, trees_p), log_loss(y, network_p))
             if losses[name][0] < losses[name][1]:
                 boosters[name] = booster
                 network_p = trees_p

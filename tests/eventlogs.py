@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from hypothesis import strategies as st
 
 from model.sequences import EventLog
 
@@ -29,4 +30,25 @@ def event_log(
     return EventLog.from_codes(
         user, item, category, behavior, ts,
         _ids(users, "u", user), _ids(items, "i", item), _ids(categories, "c", category),
+    )
+
+
+# Rows (user, item, category, behavior, ts) of a small random log: 4 users, 5 items, 3
+# categories (`event_log(rows, USERS, ITEMS, CATEGORIES)`).
+USERS = ["u0", "u1", "u2", "u3"]
+ITEMS = ["i0", "i1", "i2", "i3", "i4"]
+CATEGORIES = ["c0", "c1", "c2"]
+
+
+def event_rows(min_size: int) -> st.SearchStrategy[list[tuple[int, ...]]]:
+    return st.lists(
+        st.tuples(
+            st.integers(0, 3),  # user
+            st.integers(0, 4),  # item
+            st.integers(0, 2),  # category
+            st.integers(0, 3),  # behavior
+            st.integers(0, 200_000),  # ts
+        ),
+        min_size=min_size,
+        max_size=40,
     )

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model.artifact import HEAD, load_artifact
+from model.artifact import HEAD, ArtifactError, load_artifact
 from model.export import publish, stage
 from model.features import BEHAVIOR_NAMES, Event
 from model.head import ExportError, HeadPoints, attach_head, fit_head, head_points
@@ -54,7 +54,7 @@ def test_the_head_is_fitted_exported_and_answers_in_the_networks_place(
     assert calibration is not None
     assert published.manifest.calibrators == calibration.calibrators
     (published.path / HEAD).write_bytes((published.path / HEAD).read_bytes() + b"\0")
-    with pytest.raises(Exception, match="checksum"):
+    with pytest.raises(ArtifactError, match="checksum"):
         load_artifact(published.path)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from eventlogs import event_log
+from eventlogs import CATEGORIES, ITEMS, USERS, event_log, event_rows
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -172,24 +172,10 @@ def _naive_features(log: EventLog, start: int, last: int, tz: int) -> list[float
     ]
 
 
-event_rows = st.lists(
-    st.tuples(
-        st.integers(0, 3),  # user
-        st.integers(0, 4),  # item
-        st.integers(0, 2),  # category
-        st.integers(0, 3),  # behavior
-        st.integers(0, 200_000),  # ts
-    ),
-    min_size=2,
-    max_size=40,
-)
-
-
 @settings(max_examples=40, deadline=None)
-@given(event_rows, st.integers(1, 6))
+@given(event_rows(min_size=2), st.integers(1, 6))
 def test_recency_features_match_a_naive_reading(rows: list[tuple[int, ...]], window: int) -> None:
-    log = event_log(rows, ["u0", "u1", "u2", "u3"], ["i0", "i1", "i2", "i3", "i4"],
-                    ["c0", "c1", "c2"])
+    log = event_log(rows, USERS, ITEMS, CATEGORIES)
     last = np.arange(len(log))
     start = last - np.minimum(log.position_in_user(), window - 1)
     zeros = np.zeros(len(log), dtype=np.int8)
