@@ -1,7 +1,8 @@
 """`seqcast serve`: the service's command line (`model.dispatch` routes `serve` here).
 
 The artifact is --artifact, else SEQCAST_ARTIFACT_DIR, else artifacts/demo. Only the demo
-default is trained when absent, by the trainer's `seqcast train-demo` in a child process:
+default is trained when absent (or when an older build wrote it: its manifest no longer
+reads), by the trainer's `seqcast train-demo` in a child process:
 the service never imports the trainer, so PyTorch is never loaded into it, and an install
 without the trainer's dependencies fails with one line that says what to do. The child
 writes its progress to the same terminal. An artifact directory that is named (flag or
@@ -20,7 +21,7 @@ from pathlib import Path
 from app.logs import configure_logging
 from app.serve import serve
 from app.settings import DEMO_ARTIFACT, load_settings
-from model.artifact import MANIFEST
+from model.artifact import MANIFEST, Manifest
 from model.errors import SeqcastError
 
 log = logging.getLogger("seqcast")
@@ -70,6 +71,15 @@ def train_demo(artifact: Path) -> bool:
     return done.returncode == 0
 
 
+def demo_reads(artifact: Path) -> bool:
+    """The demo artifact is there and its manifest reads with this build (its schema)."""
+    try:
+        Manifest.parse((artifact / MANIFEST).read_text())
+    except (OSError, SeqcastError):
+        return False
+    return True
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging("INFO")
@@ -80,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             artifact = settings.artifact_dir
         if artifact is None:
             artifact = DEMO_ARTIFACT
-            if not (artifact / MANIFEST).is_file() and not train_demo(artifact):
+            if not demo_reads(artifact) and not train_demo(artifact):
                 return 2
         serve(artifact, args.redis_url, args.host, args.port, args.workers)
     except SeqcastError as exc:

@@ -1,6 +1,8 @@
 """Side-by-side A/B of two source trees of the service, interleaved in one run.
 
     python bench/ab_service.py --tree base=/tmp/ab/base --tree new=. --rounds 5
+    python bench/ab_service.py --tree base=/tmp/ab/base --tree new=. \
+        --artifact-of base=/tmp/old-artifact --artifact NEW_ARTIFACT   # schemas differ
 
 Each tree (a directory holding `app/` and `model/`) is served by `seqcast serve` with
 `PYTHONPATH=<tree>` on one shared private redis-server, each with its own key prefix and
@@ -32,6 +34,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--tree", action="append", required=True, metavar="NAME=DIR",
                    help="a source tree to serve (twice or more)")
     p.add_argument("--artifact", type=Path, default=load.ROOT / "artifacts" / "demo")
+    p.add_argument("--artifact-of", action="append", default=[], metavar="NAME=DIR",
+                   help="another artifact for one tree (the same model in the layout that "
+                        "tree's build reads)")
     p.add_argument("--kind", choices=["prediction", "events"], default="prediction")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--clients", type=int, default=1)
@@ -52,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         name, pair = spec.split("=", 1)
         key, value = pair.split("=", 1)
         envs[name][key] = value
+    artifacts = {name: args.artifact for name in trees}
+    artifacts.update((name, Path(d)) for name, d in (a.split("=", 1) for a in args.artifact_of))
     workload = load.make_workload(args.artifact, args.users, 0)
     script = load.wrk_script(args.kind, workload, {})
     path = "/v1/events" if args.kind == "events" else "/"
@@ -68,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
             sub = tmp / name
             sub.mkdir()
             services[name] = stack.enter_context(
-                load.seqcast_service(args.artifact, redis_url, args.workers, sub, env))
+                load.seqcast_service(artifacts[name], redis_url, args.workers, sub, env))
             load.seed_windows(services[name][0], {}, workload, 0)
         for r in range(args.rounds):
             for name, (url, pgid) in services.items():
@@ -93,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         cells = [f"{v:,.3f} ({v / b:.2f}x)" if name != first else f"{v:,.3f}"
                  for v, b in zip(m, base, strict=True)]
         print(f"| {name} | " + " | ".join(cells) + " |")
-    print(json.dumps({"args": vars(args) | {"artifact": str(args.artifact)}, "runs": runs}))
+    print(json.dumps({"args": vars(args) | {"artifact": str(args.artifact)}, "runs": runs},
+                     default=str))
     return 0
 
 

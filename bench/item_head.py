@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 from model.artifact import load_artifact  # noqa: E402
 from model.features import FIRST_KNOWN, INPUT_NAMES  # noqa: E402
 from model.retrieval import ANN_MIN_ROWS, ItemIndex, item_candidates, write_item_index  # noqa: E402
+from model.search_graph import item_search_graph  # noqa: E402
 
 K = 20
 
@@ -95,7 +96,8 @@ def _synthetic(rows: int, dim: int, out: Path) -> ItemIndex:
     vectors = np.random.default_rng(rows).standard_normal((rows, dim)).astype(np.float32)
     vectors /= np.sqrt(dim)
     t0 = time.perf_counter()
-    info = write_item_index(out, vectors, rows, ann=rows - FIRST_KNOWN >= ANN_MIN_ROWS)
+    info = write_item_index(out, vectors, rows, item_search_graph(),
+                            ann=rows - FIRST_KNOWN >= ANN_MIN_ROWS)
     print(f"synthetic {rows} rows: index built in {time.perf_counter() - t0:.1f} s "
           f"({info.ann or 'exact'})", flush=True)
     import faiss
@@ -105,7 +107,8 @@ def _synthetic(rows: int, dim: int, out: Path) -> ItemIndex:
         ann = faiss.read_index(str(out / "item_index.faiss"), faiss.IO_FLAG_MMAP_IFC)
         faiss.ParameterSpace().set_index_parameter(ann, "efSearch", 128)
     return ItemIndex(np.load(out / "item_vectors.npy", mmap_mode="r"),
-                     np.load(out / "item_sample.npy"), rows, ann)
+                     np.load(out / "item_sample.npy"), rows, out / "item_search.onnx", ann,
+                     threads=1)
 
 
 def main() -> None:

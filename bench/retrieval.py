@@ -16,6 +16,7 @@ import numpy as np
 
 from model.features import FIRST_KNOWN
 from model.retrieval import ItemIndex, item_candidates, row_sample, write_item_index
+from model.search_graph import item_search_graph
 
 K = 20
 WINDOW = 50
@@ -26,7 +27,7 @@ def _index(rows: int, dim: int, ann: bool, out: Path, rng: np.random.Generator) 
 
     vectors = rng.standard_normal((rows, dim)).astype(np.float32) / np.sqrt(dim)
     t0 = time.perf_counter()
-    write_item_index(out, vectors, rows, ann=ann)
+    write_item_index(out, vectors, rows, item_search_graph(), ann=ann)
     built = time.perf_counter() - t0
     index = None
     if ann:
@@ -34,7 +35,7 @@ def _index(rows: int, dim: int, ann: bool, out: Path, rng: np.random.Generator) 
         faiss.ParameterSpace().set_index_parameter(index, "efSearch", 128)
     print(f"rows={rows} ann={ann} build_s={built:.1f}", flush=True)
     return ItemIndex(np.load(out / "item_vectors.npy", mmap_mode="r"), row_sample(rows, 0),
-                     rows, index)
+                     rows, out / "item_search.onnx", index, threads=1)
 
 
 def _p50(index: ItemIndex, queries: np.ndarray, windows: np.ndarray, exact: bool) -> float:

@@ -6,12 +6,13 @@ One full-length window of the artifact's own ids (seeded), featurized and scored
 round after round, each part of the service's path for it is timed in turn, so every part
 sees the same neighbours on a shared machine: featurization, the ONNX Runtime call (with and
 without the manifest's calibrators), the exact item search, the item candidates of one
-window (`model.retrieval.item_candidates` through `app.inference.decode.batch_candidates`),
-the answer's item and category lists, the whole decoded answer and its JSON; with --hnsw
-also the candidates through a faiss HNSW index built over the artifact's known rows (the
-index the trainer writes above `model.retrieval.ANN_MIN_ROWS`), and how many of the exact
-top items it finds. The numpy and faiss pools are held to one thread, as the service holds
-them (`SEQCAST_MODEL_THREADS`). Prints the p50 of each part.
+window (`model.retrieval.item_candidates`), those with the window's anomaly score (what
+`app.inference.decode.batch_scores` computes for a whole batch), the answer's item and
+category lists, the whole decoded answer and its JSON; with --hnsw also the candidates
+through a faiss HNSW index built over the artifact's known rows (the index the trainer
+writes above `model.retrieval.ANN_MIN_ROWS`), and how many of the exact top items it finds.
+The numpy and faiss pools are held to one thread, as the service holds them
+(`SEQCAST_MODEL_THREADS`). Prints the p50 of each part.
 """
 
 from __future__ import annotations
@@ -34,12 +35,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from app.inference.decode import (  # noqa: E402
-    batch_candidates,
+    batch_scores,
     decode_prediction,
     top_items,
     top_k_ids,
 )
 from app.inference.slot import load_model  # noqa: E402
+from model.artifact import ITEM_SEARCH  # noqa: E402
 from model.features import FIRST_KNOWN, Event  # noqa: E402
 from model.retrieval import (  # noqa: E402
     CONNECTIVITY,
@@ -51,14 +53,16 @@ from model.retrieval import (  # noqa: E402
 from model.tabular import head_input, tabular_features  # noqa: E402
 
 
-def hnsw_twin(index: ItemIndex) -> ItemIndex:
-    """The same item vectors behind a faiss HNSW index of the known rows."""
+def hnsw_twin(index: ItemIndex, search: Path) -> ItemIndex:
+    """The same item vectors behind a faiss HNSW index of the known rows (`search`: the
+    artifact's exact scan)."""
     vectors = np.ascontiguousarray(index.vectors[FIRST_KNOWN : index.first_oov])
     ann = faiss.IndexHNSWFlat(vectors.shape[1], CONNECTIVITY, faiss.METRIC_INNER_PRODUCT)
     ann.hnsw.efConstruction = EXPANSION_ADD
     ann.add(vectors)
     faiss.ParameterSpace().set_index_parameter(ann, "efSearch", EXPANSION_SEARCH)
-    return ItemIndex(index.vectors, index.sample, index.first_oov, ann)
+    return ItemIndex(index.vectors, index.sample, index.first_oov,
+                     search, ann, threads=1)
 
 
 def main() -> None:
@@ -81,7 +85,7 @@ def main() -> None:
     features = current.model.featurize([window])
     out = current.model.run(features)
     first = np.array([0])
-    found = batch_candidates(current, features, out, first, k)
+    scores = batch_scores(current, features, out, first, k)
     item_ids = [e.item_id for e in window]
     category_ids = [e.category_id for e in window]
     n = len(window)
@@ -91,16 +95,19 @@ def main() -> None:
         "ONNX Runtime calls (network, head)": lambda: current.model.run_uncalibrated(features),
         f"exact item search (k = {k + n})": lambda: current.items.search(
             out["item_query"], k + n, exact=True),
-        "item candidates of the window": lambda: batch_candidates(current, features, out,
-                                                                  first, k),
-        "top items from the candidates": lambda: top_items(found, 0, artifact.items, item_ids,
-                                                           features["item"][0], k),
+        "item candidates of the window": lambda: item_candidates(
+            current.items, out["item_query"], out["item_gate"], out["item_copy"],
+            features["item"], k),
+        "item candidates and anomaly score of the window": lambda: batch_scores(
+            current, features, out, first, k),
+        "top items from the candidates": lambda: top_items(
+            scores.found, 0, artifact.items, item_ids, features["item"][0], k),
         "top categories": lambda: top_k_ids(out["category_logits"][0], artifact.categories,
                                             category_ids, features["category"][0, -n:], k),
         "decoded answer": lambda: decode_prediction(current, features, out, 0, window, k,
-                                                    False, found, 0),
+                                                    False, scores, 0),
         "decoded answer + JSON": lambda: orjson.dumps(decode_prediction(
-            current, features, out, 0, window, k, False, found, 0)),
+            current, features, out, 0, window, k, False, scores, 0)),
     }
     head = artifact.manifest.head
     if head is not None:
@@ -112,12 +119,12 @@ def main() -> None:
         parts["the head's trees (ONNX Runtime)"] = lambda: trees.run(list(head.outputs),
                                                                      {"x": x})
     if args.hnsw:
-        twin = hnsw_twin(current.items)
+        twin = hnsw_twin(current.items, artifact.path / ITEM_SEARCH)
         parts["item candidates of the window, HNSW"] = lambda: item_candidates(
             twin, out["item_query"], out["item_gate"], out["item_copy"], features["item"], k)
         approximate = item_candidates(twin, out["item_query"], out["item_gate"],
                                       out["item_copy"], features["item"], k).rows[0][:k]
-        shared = len(set(approximate.tolist()) & set(found.rows[0][:k].tolist()))
+        shared = len(set(approximate.tolist()) & set(scores.found.rows[0][:k].tolist()))
         print(f"HNSW finds {shared} of the exact top {k}")
     times: dict[str, list[float]] = {name: [] for name in parts}
     for _ in range(args.rounds):

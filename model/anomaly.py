@@ -43,23 +43,29 @@ def mean_surprise(event_surprise: np.ndarray, behavior: np.ndarray) -> np.ndarra
 
 
 def quantile_table(values: np.ndarray) -> list[float]:
-    """TABLE_LEVELS quantiles of values (the validation windows'), what `level` reads."""
+    """TABLE_LEVELS quantiles of values (the validation windows'), what `Levels` reads."""
     if len(values) == 0:
         return []
     return np.quantile(values, np.linspace(0.0, 1.0, TABLE_LEVELS)).tolist()
 
 
-def level(table: Sequence[float], values: np.ndarray) -> np.ndarray:
-    """The share of the table's sample below each value: linear between the table's distinct
-    quantiles, each at the first level it holds (values tied with many windows are not
-    unusual), 0 at or below the least, 1 above the greatest."""
-    q = np.asarray(table, dtype=np.float64)
-    values = np.asarray(values, dtype=np.float64)
-    if len(q) == 0:
-        return np.full(values.shape, np.nan)
-    distinct, first = np.unique(q, return_index=True)
-    levels = first / (len(q) - 1)
-    return np.where(values > distinct[-1], 1.0, np.interp(values, distinct, levels))
+class Levels:
+    """A quantile table (`quantile_table`) read as levels: the share of the table's sample
+    below each value, linear between the table's distinct quantiles, each at the first level
+    it holds (values tied with many windows are not unusual), 0 at or below the least, 1
+    above the greatest; NaN from an empty table."""
+
+    def __init__(self, table: Sequence[float]) -> None:
+        q = np.asarray(table, dtype=np.float64)
+        self.distinct, first = np.unique(q, return_index=True)
+        self.levels = first / max(len(q) - 1, 1)
+
+    def __call__(self, values: np.ndarray) -> np.ndarray:
+        values = np.asarray(values, dtype=np.float64)
+        if len(self.distinct) == 0:
+            return np.full(values.shape, np.nan)
+        return np.where(values > self.distinct[-1], 1.0,
+                        np.interp(values, self.distinct, self.levels))
 
 
 class AnomalyScorer:
@@ -73,6 +79,10 @@ class AnomalyScorer:
         self.surprise = list(surprise)
         self.tables = {k: list(v) for k, v in tables.items()}
         self.spec = spec
+        # read once per model, not per request
+        self._prior = float(np.median(self.surprise)) if self.surprise else 0.0
+        self._surprise_levels = Levels(self.surprise)
+        self._levels = {k: Levels(v) for k, v in self.tables.items()}
 
     def measures(self, features: Features, event_surprise: np.ndarray) -> np.ndarray:
         """(B, 2 + len(SCRIPTED_FEATURES)): the mean surprise, the shrunk one (see the module
@@ -80,19 +90,18 @@ class AnomalyScorer:
         behavior = features["behavior"]
         mean = mean_surprise(event_surprise, behavior)
         n = np.maximum((behavior > 0).sum(axis=1) - 1, 0)
-        prior = float(np.median(self.surprise)) if self.surprise else 0.0
-        shrunk = (np.nan_to_num(mean) * n + PRIOR_EVENTS * prior) / (n + PRIOR_EVENTS)
+        shrunk = (np.nan_to_num(mean) * n + PRIOR_EVENTS * self._prior) / (n + PRIOR_EVENTS)
         return np.column_stack([mean, np.where(np.isnan(mean), np.nan, shrunk),
                                 scripted_features(features, self.spec)])
 
     def strongest(self, measures: np.ndarray) -> np.ndarray:
         """(B,) each window's highest level over its measures; without the tables of an
         older artifact, the mean surprise's level alone."""
-        if SURPRISE not in self.tables:
-            return level(self.surprise, measures[:, 0])
-        levels = [level(self.tables[SURPRISE], measures[:, 1])]
+        if SURPRISE not in self._levels:
+            return self._surprise_levels(measures[:, 0])
+        levels = [self._levels[SURPRISE](measures[:, 1])]
         for k, name in enumerate(SCRIPTED_FEATURES):
-            levels.append(level(self.tables[name], measures[:, 2 + k]))
+            levels.append(self._levels[name](measures[:, 2 + k]))
         return np.max(np.column_stack(levels), axis=1)
 
     def scores(self, features: Features,
@@ -101,8 +110,8 @@ class AnomalyScorer:
         fewer than two events (nothing to judge) or without tables."""
         measures = self.measures(features, event_surprise)
         strongest = self.strongest(measures)
-        if COMBINED in self.tables:
-            strongest = level(self.tables[COMBINED], strongest)
+        if COMBINED in self._levels:
+            strongest = self._levels[COMBINED](strongest)
         return measures[:, 0], np.where(np.isnan(measures[:, 0]), np.nan, strongest)
 
 

@@ -35,7 +35,7 @@ from model.calibration import Calibrators
 from model.errors import SeqcastError
 from model.features import BEHAVIOR_NAMES, INPUT_NAMES, FeatureSpec, Vocab
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 MANIFEST = "manifest.json"
 VOCAB = "vocab.json"
 ONNX = "model.onnx"
@@ -43,8 +43,15 @@ ONNX_INT8 = "model.int8.onnx"
 ITEM_VECTORS = "item_vectors.npy"
 ITEM_SAMPLE = "item_sample.npy"
 ITEM_ANN = "item_index.faiss"
+ITEM_SEARCH = "item_search.onnx"
 HEAD = "head.onnx"
 REPORT_DIR = "report"  # the training report (metrics.json, report.md, PNG plots)
+# What an older schema lacks that this build needs, for the message refusing it.
+OLDER = {
+    1: "its model returns catalog-wide item logits, this service ranks items through the "
+       "item vectors and index",
+    2: f"it has no {ITEM_SEARCH}, the exact item search this service runs",
+}
 
 # Every input is int64 (batch, time), left-padded (see model.features).
 
@@ -120,6 +127,7 @@ class ItemIndexInfo(BaseModel):
     dim: int  # d + 1: the embedding and the bias
     vectors_sha256: str
     sample_sha256: str
+    search_sha256: str  # item_search.onnx, the exact scan (model.search_graph)
     ann: str | None = None  # "faiss-hnsw" when item_index.faiss is shipped, else exact search
     ann_sha256: str | None = None  # set whenever ann
 
@@ -257,9 +265,8 @@ class Manifest(BaseModel):
         if isinstance(version, int) and version < SCHEMA_VERSION:
             raise ArtifactError(
                 f"manifest schema_version {version} is older than this build's "
-                f"{SCHEMA_VERSION}: its model returns catalog-wide item logits, this service "
-                f"ranks items through the item vectors and index of a schema {SCHEMA_VERSION} "
-                f"artifact; retrain it with this version (`seqcast train`)"
+                f"{SCHEMA_VERSION}: {OLDER[version] if version in OLDER else 'another layout'}"
+                f"; retrain it with this version (`seqcast train`)"
             )
         if version != SCHEMA_VERSION:
             raise ArtifactError(
@@ -331,7 +338,8 @@ def load_artifact(path: str | Path, *, verify: bool = True, int8: bool = False) 
     except json.JSONDecodeError as exc:
         raise ArtifactError(f"{root}: {VOCAB}: invalid JSON: {exc}") from exc
     index = manifest.item_index
-    checked = {ITEM_VECTORS: index.vectors_sha256, ITEM_SAMPLE: index.sample_sha256}
+    checked = {ITEM_VECTORS: index.vectors_sha256, ITEM_SAMPLE: index.sample_sha256,
+               ITEM_SEARCH: index.search_sha256}
     if index.ann is not None:
         if index.ann_sha256 is None:
             raise ArtifactError(f"{root}: the manifest lists {ITEM_ANN} without its checksum")

@@ -2,11 +2,12 @@
 
 `stage` writes model.onnx (the `model.net.scorer.Scorer` graph: calibrated outputs named
 `model.artifact.OUTPUT_NAMES`, dynamic batch and time axes), the item vectors and their
-search index (`model.retrieval.write_item_index`: approximate above `ANN_MIN_ROWS` known
-items), vocab.json, checkpoint.pt (for warm starts) and optionally model.int8.onnx, then
-runs the parity check: the service's own path (raw events -> `featurize_windows` -> ONNX
-Runtime, through `model.runtime.OnnxModel`, and the item mixture's candidates through
-`model.retrieval.item_candidates` with exact search) must agree with PyTorch on real
+search (`model.retrieval.write_item_index`: the exact scan's graph, `model.search_graph`,
+and an approximate index above `ANN_MIN_ROWS` known items), vocab.json, checkpoint.pt (for
+warm starts) and optionally model.int8.onnx, then runs the parity check: the service's own
+path (raw events -> `featurize_windows` -> ONNX Runtime, through `model.runtime.OnnxModel`,
+and the item mixture's candidates through `model.retrieval.item_candidates` with exact
+search) must agree with PyTorch on real
 windows. `publish` writes manifest.json, once and last. A directory without manifest.json
 is not an artifact, so a failed export leaves none, and a service watching the directory
 sees the artifact only when it is complete, metrics included (`model.pipeline` evaluates
@@ -47,6 +48,7 @@ from model.net.scorer import Scorer, item_vectors
 from model.progress import progress_bar
 from model.retrieval import ANN_MIN_ROWS, ItemIndex, item_candidates, write_item_index
 from model.runtime import OnnxModel
+from model.search_graph import item_search_graph
 from model.train.checkpoint import CHECKPOINT
 from model.train.trained import TrainedModel
 
@@ -213,7 +215,7 @@ def stage(
     export_onnx(scorer, out / ONNX)
     step()
     index = write_item_index(
-        out, item_vectors(scorer.net).numpy(), trained.items.first_oov,
+        out, item_vectors(scorer.net).numpy(), trained.items.first_oov, item_search_graph(),
         ann=trained.items.n_known >= ANN_MIN_ROWS if ann is None else ann,
         seed=trained.cfg.seed,
     )

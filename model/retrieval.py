@@ -12,18 +12,20 @@ with g the generator's share and copy(x) the copy weights of the window position
 Outside the window p is increasing in s, so the k best rows are among the k + T best known
 rows by s and the window's T rows: those are the candidates.
 
-Below `ANN_MIN_ROWS` rows the search is exact: a blocked matrix product over the whole
-layout (never more than `BLOCK` scores per query at once) keeps the k + T best known rows
-and Z itself, so p is exactly the network's mixture. Above it, an HNSW index
+Below `ANN_MIN_ROWS` rows the search is exact: a scan of the whole layout, block by block
+(never more than `BLOCK` scores per query at once), by the artifact's `item_search.onnx`
+under ONNX Runtime (`model.search_graph`: the matrix product, the block's share of Z and its
+best rows), keeps the k + T best known rows and Z itself, so p is exactly the network's
+mixture. Above it, an HNSW index
 (faiss, inner product) returns the candidates and Z is estimated: the candidates' terms
 exactly (so their probabilities never sum above 1), plus the rest importance-sampled from
 a fixed uniform sample of rows stored in the artifact (each sampled row outside the
 candidates weighted N / m, 1/Q for a uniform Q): p is then an estimate of the model's
 probability.
 
-NumPy and faiss only (no PyTorch): the service imports it. The vectors are opened
-memory-mapped and the index as a view of its file, so worker processes share one
-page-cache copy.
+NumPy, ONNX Runtime and faiss only (no PyTorch): the service imports it. The vectors are
+opened memory-mapped (and fed to the scan, not copied into it) and the index as a view of
+its file, so worker processes share one page-cache copy.
 """
 
 from __future__ import annotations
@@ -33,10 +35,12 @@ from pathlib import Path
 
 import faiss
 import numpy as np
+import onnxruntime as ort
 
 from model.artifact import (
     ITEM_ANN,
     ITEM_SAMPLE,
+    ITEM_SEARCH,
     ITEM_VECTORS,
     Artifact,
     ItemIndexInfo,
@@ -58,14 +62,16 @@ def row_sample(rows: int, seed: int) -> np.ndarray:
     return np.sort(sample).astype(np.int64)
 
 
-def write_item_index(out: Path, vectors: np.ndarray, first_oov: int, *, ann: bool,
-                     seed: int = 0) -> ItemIndexInfo:
-    """Write the item vectors (rows, d + 1), the fixed row sample and, with `ann`, the HNSW
-    index of the known rows (FIRST_KNOWN .. first_oov) into `out`; returns their entry."""
+def write_item_index(out: Path, vectors: np.ndarray, first_oov: int, search: bytes, *,
+                     ann: bool, seed: int = 0) -> ItemIndexInfo:
+    """Write the item vectors (rows, d + 1), the fixed row sample, the exact scan's graph
+    (`search`, from `model.search_graph`) and, with `ann`, the HNSW index of the known rows
+    (FIRST_KNOWN .. first_oov) into `out`; returns their entry."""
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     rows, dim = vectors.shape
     np.save(out / ITEM_VECTORS, vectors)
     np.save(out / ITEM_SAMPLE, row_sample(rows, seed))
+    (out / ITEM_SEARCH).write_bytes(search)
     ann_sha = None
     if ann:  # the known rows in order: the index's i-th vector is row FIRST_KNOWN + i
         index = faiss.IndexHNSWFlat(dim, CONNECTIVITY, faiss.METRIC_INNER_PRODUCT)
@@ -75,8 +81,8 @@ def write_item_index(out: Path, vectors: np.ndarray, first_oov: int, *, ann: boo
         ann_sha = sha256_of(out / ITEM_ANN)
     return ItemIndexInfo(
         rows=rows, dim=dim, vectors_sha256=sha256_of(out / ITEM_VECTORS),
-        sample_sha256=sha256_of(out / ITEM_SAMPLE), ann="faiss-hnsw" if ann else None,
-        ann_sha256=ann_sha,
+        sample_sha256=sha256_of(out / ITEM_SAMPLE), search_sha256=sha256_of(out / ITEM_SEARCH),
+        ann="faiss-hnsw" if ann else None, ann_sha256=ann_sha,
     )
 
 
@@ -91,18 +97,26 @@ class Hits:
 
 
 class ItemIndex:
-    """An artifact's item vectors, memory-mapped, and its approximate index when it has one."""
+    """An artifact's item vectors, memory-mapped, the exact scan (`search`: the serialized
+    graph of `model.search_graph`, or its file) under ONNX Runtime with `threads` threads
+    (0: its default), and the approximate index when there is one."""
 
     def __init__(self, vectors: np.ndarray, sample: np.ndarray, first_oov: int,
-                 ann: faiss.Index | None = None) -> None:
+                 search: bytes | Path, ann: faiss.Index | None = None, *,
+                 threads: int = 0) -> None:
         self.vectors = vectors  # (rows, d + 1) float32, the vocabulary layout
         self.rows = len(vectors)
         self.sample = sample  # (m,) int64 rows: the fixed uniform sample for Z
         self.first_oov = first_oov
         self.ann = ann
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self._scan = ort.InferenceSession(search if isinstance(search, bytes) else str(search),
+                                          options, providers=["CPUExecutionProvider"])
 
     @classmethod
-    def open(cls, artifact: Artifact) -> ItemIndex:
+    def open(cls, artifact: Artifact, threads: int = 0) -> ItemIndex:
         """The artifact's vectors memory-mapped, and its index mapped, not read: worker
         processes share one page-cache copy of each."""
         ann = None
@@ -110,7 +124,8 @@ class ItemIndex:
             ann = faiss.read_index(str(artifact.path / ITEM_ANN), faiss.IO_FLAG_MMAP_IFC)
             faiss.ParameterSpace().set_index_parameter(ann, "efSearch", EXPANSION_SEARCH)
         return cls(np.load(artifact.path / ITEM_VECTORS, mmap_mode="r"),
-                   np.load(artifact.path / ITEM_SAMPLE), artifact.items.first_oov, ann)
+                   np.load(artifact.path / ITEM_SAMPLE), artifact.items.first_oov,
+                   artifact.path / ITEM_SEARCH, ann, threads=threads)
 
     @property
     def n_known(self) -> int:
@@ -134,20 +149,22 @@ class ItemIndex:
         total = np.zeros(n)
         for lo in range(0, self.rows, BLOCK):
             hi = min(lo + BLOCK, self.rows)
-            s = query @ self.vectors[lo:hi].T  # (B, block)
-            new_peak = np.maximum(peak, s.max(axis=1))
-            total = total * np.exp(peak - new_peak) + np.exp(s - new_peak[:, None]).sum(axis=1)
+            known_lo, known_hi = max(lo, FIRST_KNOWN), max(min(hi, self.first_oov), lo)
+            block_peak, block_total, scores, rows = self._scan.run(None, {
+                "query": query, "vectors": self.vectors[lo:hi],
+                "known_from": np.array([known_lo - lo]), "known_to": np.array([known_hi - lo]),
+                "k": np.array([min(k, max(known_hi - known_lo, 0))]),
+            })
+            block_peak = block_peak[:, 0].astype(np.float64)
+            new_peak = np.maximum(peak, block_peak)
+            total = total * np.exp(peak - new_peak) + block_total * np.exp(block_peak - new_peak)
             peak = new_peak
-            known_lo, known_hi = max(lo, FIRST_KNOWN), min(hi, self.first_oov)
-            if known_lo >= known_hi:
-                continue
-            scores = np.concatenate([best, s[:, known_lo - lo : known_hi - lo]], axis=1)
-            rows = np.concatenate([best_rows, np.broadcast_to(
-                np.arange(known_lo, known_hi), (n, known_hi - known_lo))], axis=1)
-            keep = np.argpartition(-scores, k - 1, axis=1)[:, :k] if scores.shape[1] > k \
-                else np.broadcast_to(np.arange(scores.shape[1]), scores.shape)
-            best = np.take_along_axis(scores, keep, axis=1)
-            best_rows = np.take_along_axis(rows, keep, axis=1)
+            best = np.concatenate([best, scores], axis=1)
+            best_rows = np.concatenate([best_rows, rows + known_lo], axis=1)
+            if best.shape[1] > k:
+                keep = np.argpartition(-best, k - 1, axis=1)[:, :k]
+                best = np.take_along_axis(best, keep, axis=1)
+                best_rows = np.take_along_axis(best_rows, keep, axis=1)
         order = np.argsort(-best, axis=1, kind="stable")
         return Hits(np.take_along_axis(best_rows, order, axis=1), peak + np.log(total))
 

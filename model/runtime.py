@@ -102,11 +102,14 @@ class OnnxModel:
         the manifest's calibrators."""
         return self.artifact.manifest.calibrators.apply(self.run_uncalibrated(features, now))
 
+    def network(self, features: Features) -> Outputs:
+        """The graph's own outputs on a featurized batch, without the head."""
+        feeds = {name: features[name] for name in self.artifact.manifest.inputs}
+        return dict(zip(self._outputs, self.session.run(self._outputs, feeds), strict=True))
+
     def run_uncalibrated(self, features: Features, now: np.ndarray | None = None) -> Outputs:
         """`run` with the model's own probabilities (the evaluator's "before")."""
-        feeds = {name: features[name] for name in self.artifact.manifest.inputs}
-        values = self.session.run(self._outputs, feeds)
-        out = dict(zip(self._outputs, values, strict=True))
+        out = self.network(features)
         if self._head is None:
             return out
         info, head = self._head

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -55,11 +56,25 @@ def top_items(found: Candidates, row: int, vocab: Vocab, window_ids: Sequence[st
                  window_ids, window_rows[len(window_rows) - len(window_ids):], k)
 
 
-def batch_candidates(current: LoadedModel, features: Features, out: Outputs,
-                     rows: np.ndarray, k: int) -> Candidates:
-    """The item candidates of the batch rows `rows` (at least k each), in one search."""
-    return item_candidates(current.items, out["item_query"][rows], out["item_gate"][rows],
-                           out["item_copy"][rows], features["item"][rows], k)
+@dataclass(frozen=True)
+class BatchScores:
+    """What a batch's windows are scored on together, row i for batch row `rows[i]`: their
+    item candidates (at least k each, in one search) and their anomaly measures (mean
+    surprise and score, NaN for windows of fewer than two events)."""
+
+    found: Candidates
+    surprise: np.ndarray
+    anomaly: np.ndarray
+
+
+def batch_scores(current: LoadedModel, features: Features, out: Outputs, rows: np.ndarray,
+                 k: int) -> BatchScores:
+    """The item search and the anomaly scores of the batch rows `rows`, once for all."""
+    found = item_candidates(current.items, out["item_query"][rows], out["item_gate"][rows],
+                            out["item_copy"][rows], features["item"][rows], k)
+    surprise, anomaly = current.anomaly.scores({name: v[rows] for name, v in features.items()},
+                                               out["event_surprise"][rows])
+    return BatchScores(found, surprise, anomaly)
 
 
 def _best(known: np.ndarray, known_prob: np.ndarray,
@@ -82,10 +97,10 @@ def _best(known: np.ndarray, known_prob: np.ndarray,
 
 def decode_prediction(
     current: LoadedModel, features: Features, out: Outputs, row: int, window: list[Event],
-    top_k: int, explain: bool, found: Candidates, found_row: int,
+    top_k: int, explain: bool, scores: BatchScores, scored: int,
 ) -> Prediction:
-    """The answer for `window`, scored in batch row `row`, its item candidates in row
-    `found_row` of `found` (`batch_candidates`); with `explain`, its occlusions
+    """The answer for `window`, scored in batch row `row`, its item candidates and anomaly
+    score in row `scored` of `scores` (`batch_scores`); with `explain`, its occlusions
     (`model.features.occlusions`) are the rows right after it."""
     artifact = current.artifact
     manifest = artifact.manifest
@@ -101,17 +116,15 @@ def decode_prediction(
         "purchase_probability": purchase,
         "return_probability": float(out["return_prob"][row]),
         "horizon_seconds": manifest.horizon_seconds,
-        "top_items": top_items(found, found_row, artifact.items, [e.item_id for e in window],
-                               features["item"][row], top_k),
+        "top_items": top_items(scores.found, scored, artifact.items,
+                               [e.item_id for e in window], features["item"][row], top_k),
         "top_categories": top_k_ids(out["category_logits"][row], artifact.categories,
                                     [e.category_id for e in window],
                                     features["category"][row, -n:], top_k),
     }
-    if n >= 2:
-        one = {k: v[row : row + 1] for k, v in features.items()}
-        surprise, score = current.anomaly.scores(one, out["event_surprise"][row : row + 1])
-        if math.isfinite(score[0]):
-            prediction["anomaly"] = {"surprise": float(surprise[0]), "percentile": float(score[0])}
+    score = float(scores.anomaly[scored])
+    if math.isfinite(score):
+        prediction["anomaly"] = {"surprise": float(scores.surprise[scored]), "percentile": score}
     if explain:
         if len(window) == 1:
             without = [manifest.priors.purchase]

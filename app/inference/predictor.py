@@ -23,7 +23,7 @@ from app.errors import ArtifactRejected, ModelNotReady
 from app.inference.batcher import Batcher, Request
 from app.inference.decode import (
     Prediction,
-    batch_candidates,
+    batch_scores,
     decode_prediction,
     prior_prediction,
 )
@@ -192,9 +192,9 @@ class Predictor:
         outputs = current.model.run(features, np.array(asked).astype(np.int64))
         self.metrics.inference_duration.observe(time.perf_counter() - start)
         self.metrics.batch_size.observe(len(rows))
-        # one item search for all the batch's windows
-        found = batch_candidates(current, features, outputs, np.array(first, dtype=np.int64),
-                                 max(request.top_k for request in batch))
+        # one item search and one anomaly scoring for all the batch's windows
+        scores = batch_scores(current, features, outputs, np.array(first, dtype=np.int64),
+                              max(request.top_k for request in batch))
         results: list[list[Prediction]] = []
         served = 0
         for request in batch:
@@ -206,7 +206,7 @@ class Predictor:
                     continue
                 answers.append(self._observed(decode_prediction(
                     current, features, outputs, first[served], window, request.top_k,
-                    request.explain, found, served)))
+                    request.explain, scores, served)))
                 served += 1
             results.append(answers)
         return results

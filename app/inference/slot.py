@@ -95,8 +95,8 @@ def load_model(
     except Exception as exc:  # onnxruntime raises its own exception types
         raise _rejected(artifact_dir, "onnxruntime cannot open the model", exc) from exc
     try:
-        items = ItemIndex.open(artifact)
-    except Exception as exc:  # numpy and faiss raise their own exception types
+        items = ItemIndex.open(artifact, threads)
+    except Exception as exc:  # numpy, onnxruntime and faiss raise their own exception types
         raise _rejected(artifact_dir, "cannot open the item index", exc) from exc
     try:
         check_model(model, items)

@@ -37,6 +37,7 @@ def fit_gru(
     (no export: the GRU is never served)."""
     from model.net.scorer import item_vectors
     from model.retrieval import ItemIndex, row_sample
+    from model.search_graph import item_search_graph
     from model.train import TrainConfig, fit
 
     saved = manifest_extra.get("train_config")
@@ -55,7 +56,8 @@ def fit_gru(
     )
     trained = fit(cfg, log, split, tz_offset_seconds=h.tz_offset_seconds, progress=progress)
     vectors = item_vectors(trained.net).numpy()
-    rows = ItemIndex(vectors, row_sample(len(vectors), cfg.seed), trained.items.first_oov)
+    rows = ItemIndex(vectors, row_sample(len(vectors), cfg.seed), trained.items.first_oov,
+                     item_search_graph())
     # The GRU reads the window alone: when a point is asked about does not change its answer.
     return VocabScorer(lambda features, _now: trained.predict(features), trained.spec,
                        trained.items, trained.categories, rows)

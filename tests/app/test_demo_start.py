@@ -39,6 +39,10 @@ def _rss_mib(pid: int) -> float:
 def test_serve_trains_the_demo_quietly_and_serves_it_without_pytorch(
     redis_url: str, tmp_path: Path, wait_ready: Callable[..., None]
 ) -> None:
+    # a demo left by an older build is trained again, not refused
+    stale = tmp_path / "artifacts" / "demo"
+    stale.mkdir(parents=True)
+    (stale / "manifest.json").write_text('{"schema_version": 2}')
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEQCAST_")}

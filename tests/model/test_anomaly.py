@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from model.anomaly import COMBINED, SURPRISE, AnomalyScorer, level, quantile_table
+from model.anomaly import COMBINED, SURPRISE, AnomalyScorer, Levels, quantile_table
 from model.features import (
     SCRIPTED_FEATURES,
     Event,
@@ -45,7 +45,7 @@ def test_scripted_measures_count_repeats_fast_gaps_and_one_gap_length() -> None:
 def test_level_is_the_share_below_and_ties_are_not_unusual() -> None:
     values = np.r_[np.zeros(900), np.arange(1, 101)]  # 90 % zeros, then 1..100
     table = quantile_table(values)
-    got = level(table, np.array([0.0, 50.0, 100.0, 101.0, -1.0]))
+    got = Levels(table)(np.array([0.0, 50.0, 100.0, 101.0, -1.0]))
     assert got[0] == 0.0  # nine in ten windows share it: nothing unusual
     assert abs(got[1] - 0.95) < 0.002
     assert got[2] >= 0.99 and got[3] == 1.0 and got[4] == 0.0
@@ -62,11 +62,11 @@ def test_the_combined_score_is_the_rank_of_the_strongest_measure() -> None:
     measures = np.column_stack([rng.normal(3, 0.5, 4000), rng.normal(3, 0.5, 4000),
                                 rng.poisson(2, (4000, 3))])
     tables[COMBINED] = quantile_table(scorer.strongest(measures))
-    scored = level(tables[COMBINED], scorer.strongest(measures))
+    scored = Levels(tables[COMBINED])(scorer.strongest(measures))
     assert abs(float(np.median(scored)) - 0.5) < 0.1
     assert (scored > 0.99).mean() < 0.03
     beyond = np.array([[3.0, 3.0, 2, 19, 2]])
-    assert level(tables[COMBINED], scorer.strongest(beyond))[0] == 1.0
+    assert Levels(tables[COMBINED])(scorer.strongest(beyond))[0] == 1.0
     one = _features([[Event("i1", "c0", 0, 0.0)]])
     _, score = AnomalyScorer(surprise_table, tables, SPEC).scores(one, np.zeros((1, 1)))
     assert np.isnan(score[0])

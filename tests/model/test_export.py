@@ -174,8 +174,9 @@ def test_gru_encoder_exports_with_parity(
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"schema_version": 3}, "schema_version 3; this build reads 2"),
-        ({"schema_version": 1}, "older than this build's 2.*retrain it"),
+        ({"schema_version": 4}, "schema_version 4; this build reads 3"),
+        ({"schema_version": 1}, "older than this build's 3: .*item logits.*retrain it"),
+        ({"schema_version": 2}, "older than this build's 3: .*item_search.onnx.*retrain it"),
         ({"horizon_seconds": "a day"}, "horizon_seconds"),
         ({"priors": {"behavior": [1.0]}}, "priors"),
         ({"features": {"window_len": 20, "gap_edges_seconds": 5}}, "gap_edges_seconds"),

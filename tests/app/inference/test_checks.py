@@ -13,7 +13,7 @@ import pytest
 from app.errors import ArtifactRejected
 from app.inference.checks import check_model, check_windows
 from model.artifact import OUTPUT_DTYPE, OUTPUTS, Artifact, load_artifact
-from model.features import Event
+from model.features import Event, Features
 from model.retrieval import ItemIndex
 from model.runtime import OnnxModel, Outputs, output_shapes
 
@@ -57,3 +57,18 @@ def test_outputs_that_break_the_spec_are_refused(
     with pytest.raises(ArtifactRejected, match=message):
         artifact = load_artifact(demo_artifact)
         check_model(Tampered(artifact, tamper), ItemIndex.open(artifact))
+
+
+class BatchDependent(OnnxModel):
+    """The demo model whose graph's purchase answer moves with the size of its batch."""
+
+    def network(self, features: Features) -> Outputs:
+        out = super().network(features)
+        out["purchase_prob"] = out["purchase_prob"] * (1 - 0.01 * len(out["purchase_prob"]))
+        return out
+
+
+def test_a_graph_whose_answer_moves_with_its_batch_is_refused(demo_artifact: Path) -> None:
+    artifact = load_artifact(demo_artifact)
+    with pytest.raises(ArtifactRejected, match="purchase_prob of a window changes with batch"):
+        check_model(BatchDependent(artifact), ItemIndex.open(artifact))

@@ -12,6 +12,7 @@ from model.evaluation.protocol import Ranked
 from model.evaluation.scoring import score_points
 from model.features import FIRST_KNOWN, Features, FeatureSpec, Vocab, featurize_windows
 from model.retrieval import ItemIndex, row_sample
+from model.search_graph import item_search_graph
 from model.sequences import EventLog, TimeSplit
 from model.sequences import test_points as points_of
 
@@ -37,7 +38,8 @@ class RepeatLastItem:
     def __init__(self, n_items: int, n_categories: int) -> None:
         self.n_items, self.n_categories = n_items, n_categories
         vectors = np.concatenate([np.eye(n_items), np.ones((n_items, 1))], axis=1)
-        self.rows = ItemIndex(vectors.astype(np.float32), row_sample(n_items, 0), n_items - 8)
+        self.rows = ItemIndex(vectors.astype(np.float32), row_sample(n_items, 0), n_items - 8,
+                              item_search_graph())
 
     def __call__(self, features: Features, now: np.ndarray) -> dict[str, np.ndarray]:
         b = len(features["item"])
