@@ -38,6 +38,7 @@ from model.baselines.gradient_boosting import EARLY_STOP, LIGHTGBM_PARAMS, N_ROU
 from model.calibrate import Calibration, calibrate
 from model.errors import SeqcastError
 from model.evaluation.network import code_columns
+from model.evaluation.scoring import CHUNK  # windows per network call, as the evaluator's
 from model.features import BEHAVIOR_NAMES, N_BEHAVIORS
 from model.metrics import log_loss
 from model.runtime import OnnxModel
@@ -64,7 +65,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MAX_POINTS = 300_000
-CHUNK = 4096
 MONOTONE_DECREASING = ("idle_seconds",)  # for the purchase trees
 PARITY_TOLERANCE = 1e-4  # ONNX Runtime's trees against LightGBM's own predictions
 OPSET = 15  # the highest onnxmltools converts LightGBM to
