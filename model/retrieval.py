@@ -16,12 +16,11 @@ Below `ANN_MIN_ROWS` rows the search is exact: a scan of the whole layout, block
 (never more than `BLOCK` scores per query at once), by the artifact's `item_search.onnx`
 under ONNX Runtime (`model.search_graph`: the matrix product, the block's share of Z and its
 best rows), keeps the k + T best known rows and Z itself, so p is exactly the network's
-mixture. Above it, an HNSW index
-(faiss, inner product) returns the candidates and Z is estimated: the candidates' terms
-exactly (so their probabilities never sum above 1), plus the rest importance-sampled from
-a fixed uniform sample of rows stored in the artifact (each sampled row outside the
-candidates weighted N / m, 1/Q for a uniform Q): p is then an estimate of the model's
-probability.
+mixture. Above it, an HNSW index (faiss, inner product) returns the candidates and Z is
+estimated: the candidates' terms exactly (so their probabilities never sum above 1), plus
+the rest importance-sampled from a fixed uniform sample of rows stored in the artifact
+(each sampled row outside the candidates weighted N / m, 1/Q for a uniform Q): p is then an
+estimate of the model's probability.
 
 NumPy, ONNX Runtime and faiss only (no PyTorch): the service imports it. The vectors are
 opened memory-mapped (and fed to the scan, not copied into it) and the index as a view of
