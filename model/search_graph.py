@@ -11,7 +11,7 @@ One block of item vectors at a time (`model.retrieval.BLOCK` rows), for a batch 
              rows (B, k) int64        their positions in that slice, best first
 
 ONNX Runtime's matrix product and top-k scan a catalog several times faster than NumPy's on
-a batch of queries (docs/benchmarks-service.md, "The item search under ONNX Runtime"), and
+a batch of queries (docs/benchmarks-service.md, "the item search under ONNX Runtime"), and
 the vectors are fed, not stored in the graph: the workers keep sharing the one memory-mapped
 copy. Trainer side (it needs the onnx package); the service only loads the file.
 """
